@@ -1,0 +1,113 @@
+//! Wiring: builds the store, event bus, relay and services from `Settings`, and runs the HTTP server
+//! until shutdown. Every spawned task is owned here and stopped in order on shutdown.
+
+use std::net::TcpListener;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use actix_web::web;
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::Settings;
+use crate::events::bus::EventBus;
+use crate::events::EventFactory;
+use crate::http::AppState;
+use crate::stamping::StampingService;
+use crate::store::Db;
+
+/// Everything a running service holds.
+pub struct Services {
+    pub state: web::Data<AppState>,
+    shutdown: CancellationToken,
+    writer: tokio::task::JoinHandle<()>,
+    relay: tokio::task::JoinHandle<()>,
+}
+
+impl Services {
+    /// Connect, migrate and start background tasks.
+    pub async fn start(settings: Settings) -> anyhow::Result<Self> {
+        let db = Db::new(&settings.database)?;
+        let applied = db.migrate().await?;
+        if !applied.is_empty() {
+            tracing::info!(migrations = ?applied, backend = db.backend().as_str(), "applied migrations");
+        }
+        let bus = EventBus::new(16_384);
+        let committed = Arc::new(Notify::new());
+        let events = EventFactory::new(&settings.kafka.topic_env);
+        let (stamping, writer) =
+            StampingService::start(db.clone(), settings.stamping.clone(), events, committed.clone());
+        let shutdown = CancellationToken::new();
+        let relay = tokio::spawn(crate::events::relay::run(
+            db.clone(),
+            bus.clone(),
+            committed,
+            shutdown.clone(),
+        ));
+        let state = web::Data::new(AppState {
+            settings: Arc::new(settings),
+            db,
+            stamping,
+            bus,
+            started: Instant::now(),
+        });
+        Ok(Services {
+            state,
+            shutdown,
+            writer,
+            relay,
+        })
+    }
+
+    /// Serve HTTP on `listener` until SIGINT/SIGTERM (or `stop` on the returned handle), then drain
+    /// in-flight requests and stop background tasks.
+    pub fn server(&self, listener: TcpListener) -> std::io::Result<actix_web::dev::Server> {
+        let state = self.state.clone();
+        let settings = &self.state.settings;
+        let mut server = actix_web::HttpServer::new(move || crate::http::app(state.clone()))
+            .listen(listener)?
+            .shutdown_timeout(settings.http.shutdown_timeout_secs)
+            .backlog(4096)
+            .max_connections(50_000)
+            .max_connection_rate(1024);
+        if settings.http.workers > 0 {
+            server = server.workers(settings.http.workers);
+        }
+        Ok(server.run())
+    }
+
+    /// Stop background tasks after the server has stopped: the stamping writer finishes queued
+    /// commits, then the relay publishes what was committed.
+    pub async fn stop(self) {
+        let Services {
+            state,
+            shutdown,
+            writer,
+            relay,
+        } = self;
+        // Dropping the last AppState drops the writer's sender, ending the writer after it drains.
+        drop(state);
+        let _ = tokio::time::timeout(Duration::from_secs(10), writer).await;
+        shutdown.cancel();
+        let _ = tokio::time::timeout(Duration::from_secs(10), relay).await;
+    }
+}
+
+/// `serve`: run until a signal arrives.
+pub async fn serve(settings: Settings) -> anyhow::Result<()> {
+    let addr = settings.bind_addr();
+    let listener = TcpListener::bind(addr)
+        .map_err(|e| anyhow::anyhow!("cannot listen on {addr} (http.bind): {e}"))?;
+    let services = Services::start(settings).await?;
+    tracing::info!(
+        %addr,
+        backend = services.state.db.backend().as_str(),
+        profile = services.state.profile(),
+        "omninode-bridge listening"
+    );
+    let server = services.server(listener)?;
+    server.await?;
+    tracing::info!("HTTP server stopped; draining background tasks");
+    services.stop().await;
+    Ok(())
+}

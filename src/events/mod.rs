@@ -1,0 +1,77 @@
+//! The event backbone: the OnexEnvelopeV1 wire format and topic registry (pure), the in-process bus,
+//! and the outbox relay that moves committed events from `event_outbox` to the bus.
+//!
+//! Architecture invariant: producers never publish directly. They write outbox rows in the same
+//! transaction as their state change (`EventFactory::outbox_row`); only the relay publishes. A slow or
+//! absent consumer can never fail or slow a user request.
+
+pub mod bus;
+pub mod envelope;
+pub mod relay;
+pub mod topics;
+
+use chrono::Utc;
+use serde_json::Value;
+use uuid::Uuid;
+
+use crate::store::outbox::NewOutboxEvent;
+use crate::store::sql_types::{DbJson, DbTs, DbUuid};
+use envelope::OnexEnvelopeV1;
+use topics::{EventKind, Topics};
+
+/// Builds envelopes stamped with this instance's identity.
+#[derive(Clone)]
+pub struct EventFactory {
+    pub topics: Topics,
+    pub source_instance: String,
+    pub environment: String,
+}
+
+impl EventFactory {
+    pub fn new(topic_env: &str) -> Self {
+        let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "local".into());
+        EventFactory {
+            topics: Topics::new(topic_env),
+            source_instance: format!("{host}-{}", &Uuid::new_v4().simple().to_string()[..8]),
+            environment: topic_env.to_owned(),
+        }
+    }
+
+    pub fn envelope(
+        &self,
+        kind: EventKind,
+        correlation_id: Option<Uuid>,
+        partition_key: Option<String>,
+        payload: Value,
+    ) -> OnexEnvelopeV1 {
+        OnexEnvelopeV1 {
+            envelope_version: "1.0".into(),
+            event_id: Uuid::new_v4(),
+            event_type: kind.slug().into(),
+            event_version: "1.0".into(),
+            event_timestamp: Utc::now(),
+            source_node_id: "omninode-bridge".into(),
+            source_service: "omninode-bridge".into(),
+            source_version: env!("CARGO_PKG_VERSION").into(),
+            source_instance: self.source_instance.clone(),
+            correlation_id,
+            causation_id: None,
+            environment: self.environment.clone(),
+            region: "local".into(),
+            partition_key,
+            payload,
+            metadata: Value::Object(Default::default()),
+        }
+    }
+
+    /// The outbox row that will carry `envelope` to its topic.
+    pub fn outbox_row(&self, kind: EventKind, envelope: &OnexEnvelopeV1) -> NewOutboxEvent {
+        NewOutboxEvent {
+            event_id: DbUuid(envelope.event_id),
+            topic: self.topics.name(kind),
+            partition_key: envelope.kafka_key(),
+            envelope: DbJson(serde_json::to_value(envelope).unwrap_or(Value::Null)),
+            created_at: DbTs(envelope.event_timestamp),
+        }
+    }
+}

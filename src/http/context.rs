@@ -1,0 +1,85 @@
+//! Per-request context (correlation id, request id, start time), set by the `correlation` middleware
+//! as a task-local so that every response (including errors raised by extractors) and every log line
+//! of the request can carry it.
+
+use std::time::Instant;
+
+use actix_web::body::MessageBody;
+use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::http::header::{HeaderName, HeaderValue};
+use actix_web::middleware::Next;
+use tracing::Instrument;
+use uuid::Uuid;
+
+#[derive(Debug, Clone)]
+pub struct RequestCtx {
+    pub correlation_id: String,
+    /// The correlation id when it is a UUID (the only form events carry).
+    pub correlation_uuid: Option<Uuid>,
+    pub request_id: String,
+    pub started: Instant,
+}
+
+tokio::task_local! {
+    static CTX: RequestCtx;
+}
+
+impl RequestCtx {
+    pub fn current() -> Option<RequestCtx> {
+        CTX.try_with(|c| c.clone()).ok()
+    }
+
+    pub fn correlation_uuid() -> Option<Uuid> {
+        CTX.try_with(|c| c.correlation_uuid).ok().flatten()
+    }
+}
+
+pub const CORRELATION_HEADER: &str = "x-correlation-id";
+pub const REQUEST_HEADER: &str = "x-request-id";
+
+/// Accept a caller's id if it is short and printable; otherwise make one.
+fn id_from_header(req: &ServiceRequest, name: &str) -> Option<String> {
+    let v = req.headers().get(name)?.to_str().ok()?.trim();
+    (!v.is_empty() && v.len() <= 128 && v.bytes().all(|b| b.is_ascii_graphic())).then(|| v.to_owned())
+}
+
+pub async fn correlation(
+    req: ServiceRequest,
+    next: Next<impl MessageBody>,
+) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+    let correlation_id =
+        id_from_header(&req, CORRELATION_HEADER).unwrap_or_else(|| Uuid::new_v4().to_string());
+    let request_id = id_from_header(&req, REQUEST_HEADER).unwrap_or_else(|| Uuid::new_v4().to_string());
+    let ctx = RequestCtx {
+        correlation_uuid: Uuid::parse_str(&correlation_id).ok(),
+        correlation_id: correlation_id.clone(),
+        request_id: request_id.clone(),
+        started: Instant::now(),
+    };
+    let span = tracing::info_span!(
+        "request",
+        correlation_id = %correlation_id,
+        request_id = %request_id,
+        method = %req.method(),
+        path = %req.path(),
+    );
+    let started = ctx.started;
+    let mut res = CTX.scope(ctx, next.call(req)).instrument(span.clone()).await?;
+    let status = res.status();
+    span.in_scope(|| {
+        let elapsed_ms = started.elapsed().as_secs_f64() * 1000.0;
+        if status.is_server_error() {
+            tracing::warn!(status = status.as_u16(), elapsed_ms, "request failed");
+        } else {
+            tracing::debug!(status = status.as_u16(), elapsed_ms, "request done");
+        }
+    });
+    let headers = res.headers_mut();
+    if let Ok(v) = HeaderValue::from_str(&correlation_id) {
+        headers.insert(HeaderName::from_static(CORRELATION_HEADER), v);
+    }
+    if let Ok(v) = HeaderValue::from_str(&request_id) {
+        headers.insert(HeaderName::from_static(REQUEST_HEADER), v);
+    }
+    Ok(res)
+}

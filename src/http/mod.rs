@@ -1,0 +1,133 @@
+//! The HTTP edge (actix-web): routes, the correlation middleware, unified envelopes and errors. Thin:
+//! handlers translate wire types to service calls and back.
+
+pub mod context;
+pub mod dto;
+pub mod envelope;
+pub mod error;
+pub mod extract;
+pub mod stamping;
+pub mod system;
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use actix_web::http::StatusCode;
+use actix_web::{middleware, web, HttpRequest, HttpResponse};
+use utoipa::OpenApi;
+
+use crate::config::Settings;
+use crate::events::bus::EventBus;
+use crate::stamping::StampingService;
+use crate::store::Db;
+use error::ApiError;
+
+pub struct AppState {
+    pub settings: Arc<Settings>,
+    pub db: Db,
+    pub stamping: StampingService,
+    pub bus: EventBus,
+    pub started: Instant,
+}
+
+impl AppState {
+    pub fn profile(&self) -> &'static str {
+        match (self.db.backend(), self.settings.kafka.brokers.is_empty()) {
+            (crate::store::Backend::Sqlite, true) => "embedded",
+            (crate::store::Backend::Postgres, false) => "production",
+            _ => "mixed",
+        }
+    }
+
+    pub fn event_bus_kind(&self) -> &'static str {
+        if self.settings.kafka.brokers.is_empty() {
+            "in_process"
+        } else {
+            "kafka"
+        }
+    }
+}
+
+async fn not_found(req: HttpRequest) -> Result<HttpResponse, ApiError> {
+    Err(ApiError::new(
+        StatusCode::NOT_FOUND,
+        "NOT_FOUND",
+        None,
+        format!("no route for {} {}", req.method(), req.path()),
+    ))
+}
+
+async fn method_not_allowed(req: HttpRequest) -> Result<HttpResponse, ApiError> {
+    Err(ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "METHOD_NOT_ALLOWED",
+        None,
+        format!("{} is not allowed on {}", req.method(), req.path()),
+    ))
+}
+
+/// Every route of the service.
+pub fn configure(cfg: &mut web::ServiceConfig, state: web::Data<AppState>) {
+    let s = &state.settings.stamping;
+    // JSON bodies carry `content` escaped; allow for escaping overhead, then check the decoded size.
+    let json_limit = extract::JsonLimit(s.max_content_bytes.saturating_mul(2).saturating_add(1 << 20));
+    cfg.app_data(state.clone())
+        .app_data(json_limit)
+        .route("/", web::get().to(system::root))
+        .route("/health", web::get().to(system::live))
+        .route("/metrics", web::get().to(system::metrics_prometheus))
+        .route("/openapi.json", web::get().to(system::openapi_json))
+        .service(
+            utoipa_swagger_ui::SwaggerUi::new("/docs/{_:.*}")
+                .url("/api-docs/openapi.json", system::ApiDoc::openapi()),
+        )
+        .service(
+            web::scope("/api/v1/metadata-stamping")
+                .service(
+                    web::resource("/hash")
+                        .route(web::post().to(stamping::hash))
+                        .default_service(web::to(method_not_allowed)),
+                )
+                .service(
+                    web::resource("/stamp")
+                        .route(web::post().to(stamping::stamp))
+                        .default_service(web::to(method_not_allowed)),
+                )
+                .route("/stamp/{file_hash}", web::get().to(stamping::get_stamp))
+                .service(
+                    web::resource("/validate")
+                        .route(web::post().to(stamping::validate))
+                        .default_service(web::to(method_not_allowed)),
+                )
+                .service(
+                    web::resource("/batch")
+                        .route(web::post().to(stamping::batch))
+                        .default_service(web::to(method_not_allowed)),
+                )
+                .route("/namespace/{namespace}", web::get().to(stamping::list_namespace))
+                .route("/validate-protocol", web::post().to(stamping::validate_protocol))
+                .route("/health", web::get().to(system::health))
+                .route("/health/live", web::get().to(system::live))
+                .route("/health/ready", web::get().to(system::ready))
+                .route("/metrics", web::get().to(system::metrics_json)),
+        )
+        .default_service(web::to(not_found));
+}
+
+/// Build the actix `App` for `state` (used by the server and by tests).
+pub fn app(
+    state: web::Data<AppState>,
+) -> actix_web::App<
+    impl actix_web::dev::ServiceFactory<
+        actix_web::dev::ServiceRequest,
+        Config = (),
+        Response = actix_web::dev::ServiceResponse<impl actix_web::body::MessageBody>,
+        Error = actix_web::Error,
+        InitError = (),
+    >,
+> {
+    actix_web::App::new()
+        .wrap(middleware::from_fn(context::correlation))
+        .wrap(middleware::Compress::default())
+        .configure(move |cfg| configure(cfg, state))
+}

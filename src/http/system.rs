@@ -1,0 +1,215 @@
+//! Service info, health, metrics and the OpenAPI document.
+
+use std::sync::atomic::Ordering::Relaxed;
+use std::time::Duration;
+
+use actix_web::http::StatusCode;
+use actix_web::{web, HttpResponse};
+use serde_json::{json, Value};
+use utoipa::OpenApi;
+
+use super::envelope::{ok, respond, EnvelopeStatus};
+use super::AppState;
+use crate::store::breaker::BreakerState;
+
+pub async fn root(state: web::Data<AppState>) -> HttpResponse {
+    ok(json!({
+        "service": "omninode-bridge",
+        "version": env!("CARGO_PKG_VERSION"),
+        "profile": state.profile(),
+        "database": state.db.backend().as_str(),
+        "event_bus": state.event_bus_kind(),
+        "endpoints": {
+            "stamping": "/api/v1/metadata-stamping",
+            "health": "/api/v1/metadata-stamping/health",
+            "metrics": "/metrics",
+            "openapi": "/openapi.json",
+            "docs": "/docs/",
+        }
+    }))
+}
+
+/// Plain liveness: the process answers.
+pub async fn live() -> HttpResponse {
+    ok(json!({"status": "alive"}))
+}
+
+async fn database_health(state: &AppState) -> (bool, Value) {
+    let started = std::time::Instant::now();
+    let ping = state.db.ping().await;
+    let pool = state.db.pool_stats();
+    let breaker = state.db.breaker();
+    let up = ping.is_ok();
+    let mut v = json!({
+        "status": if up { "healthy" } else { "unhealthy" },
+        "backend": state.db.backend().as_str(),
+        "latency_ms": started.elapsed().as_secs_f64() * 1000.0,
+        "pool": {
+            "max_size": pool.max_size,
+            "size": pool.size,
+            "available": pool.available,
+            "in_use": pool.in_use(),
+            "waiting": pool.waiting,
+            "saturation": pool.saturation(),
+        },
+        "circuit_breaker": {
+            "state": breaker.state().as_str(),
+            "consecutive_failures": breaker.consecutive_failures(),
+            "opened_total": breaker.opened_total(),
+        },
+    });
+    if let Err(e) = ping {
+        v["error"] = json!(e.to_string());
+    }
+    (up, v)
+}
+
+/// Component health: stamping engine, database, event bus, intelligence client.
+pub async fn health(state: web::Data<AppState>) -> HttpResponse {
+    let (db_up, database) = database_health(&state).await;
+    let intelligence = if state.settings.intelligence.onextree_url.is_empty() {
+        json!({"status": "disabled"})
+    } else {
+        json!({"status": "configured", "url": state.settings.intelligence.onextree_url})
+    };
+    let overall = if db_up {
+        if state.db.breaker().state() == BreakerState::Closed {
+            "healthy"
+        } else {
+            "degraded"
+        }
+    } else {
+        "unhealthy"
+    };
+    ok(json!({
+        "status": overall,
+        "version": env!("CARGO_PKG_VERSION"),
+        "uptime_seconds": state.started.elapsed().as_secs_f64(),
+        "components": {
+            "stamping_engine": {"status": "healthy", "hash_algorithm": "BLAKE3"},
+            "database": database,
+            "event_bus": {"status": "healthy", "kind": state.event_bus_kind()},
+            "intelligence_client": intelligence,
+        }
+    }))
+}
+
+/// Readiness: 503 while the database is unreachable.
+pub async fn ready(state: web::Data<AppState>) -> HttpResponse {
+    let (db_up, database) = database_health(&state).await;
+    let data = json!({"ready": db_up, "database": database});
+    if db_up {
+        ok(data)
+    } else {
+        respond(
+            StatusCode::SERVICE_UNAVAILABLE,
+            EnvelopeStatus::Error,
+            Some(data),
+            Some(vec![super::envelope::ErrorDetail {
+                code: "DATABASE_UNAVAILABLE".into(),
+                field: None,
+                message: "the database is unreachable".into(),
+            }]),
+            Some("not ready: database unreachable".into()),
+        )
+    }
+}
+
+fn percentiles_json(p: crate::telemetry::Percentiles) -> Value {
+    json!({
+        "count": p.count,
+        "p50_ms": p.p50_ms,
+        "p95_ms": p.p95_ms,
+        "p99_ms": p.p99_ms,
+        "max_ms": p.max_ms,
+        "mean_ms": p.mean_ms,
+    })
+}
+
+/// JSON operational statistics.
+pub async fn metrics_json(state: web::Data<AppState>) -> HttpResponse {
+    let stats = state.stamping.stats();
+    let pool = state.db.pool_stats();
+    let total_stamps = tokio::time::timeout(
+        Duration::from_millis(500),
+        crate::store::stamps::count_all(&state.db),
+    )
+    .await
+    .ok()
+    .and_then(|r| r.ok());
+    let outbox = tokio::time::timeout(Duration::from_millis(500), crate::store::outbox::backlog(&state.db))
+        .await
+        .ok()
+        .and_then(|r| r.ok());
+    let commits = stats.commits.load(Relaxed);
+    let rows = stats.committed_rows.load(Relaxed);
+    ok(json!({
+        "uptime_seconds": state.started.elapsed().as_secs_f64(),
+        "hash_timing": percentiles_json(stats.hash_latency.percentiles()),
+        "stamp_timing": percentiles_json(stats.stamp_latency.percentiles()),
+        "counts": {
+            "stamps_created": stats.stamps_created.load(Relaxed),
+            "stamps_replayed": stats.stamps_replayed.load(Relaxed),
+            "validations": stats.validations.load(Relaxed),
+            "batches": stats.batches.load(Relaxed),
+            "hashes": stats.hashes.load(Relaxed),
+            "stored_stamps": total_stamps,
+        },
+        "group_commit": {
+            "commits": commits,
+            "rows": rows,
+            "mean_rows_per_commit": if commits == 0 { 0.0 } else { rows as f64 / commits as f64 },
+        },
+        "database": {
+            "backend": state.db.backend().as_str(),
+            "pool": {
+                "max_size": pool.max_size,
+                "size": pool.size,
+                "available": pool.available,
+                "in_use": pool.in_use(),
+                "waiting": pool.waiting,
+                "saturation": pool.saturation(),
+            },
+            "circuit_breaker": state.db.breaker().state().as_str(),
+        },
+        "outbox": outbox.map(|(unsent, oldest)| json!({
+            "unsent": unsent,
+            "oldest_unsent_age_seconds": oldest.map(|t| (chrono::Utc::now() - t).num_milliseconds() as f64 / 1000.0),
+        })),
+    }))
+}
+
+/// Prometheus text exposition.
+pub async fn metrics_prometheus(state: web::Data<AppState>) -> HttpResponse {
+    let pool = state.db.pool_stats();
+    metrics::gauge!("db_pool_max_connections").set(pool.max_size as f64);
+    metrics::gauge!("db_pool_connections").set(pool.size as f64);
+    metrics::gauge!("db_pool_in_use").set(pool.in_use() as f64);
+    metrics::gauge!("db_pool_waiting").set(pool.waiting as f64);
+    metrics::gauge!("db_pool_saturation").set(pool.saturation());
+    metrics::gauge!("db_breaker_open").set(if state.db.breaker().state() == BreakerState::Closed { 0.0 } else { 1.0 });
+    metrics::gauge!("process_uptime_seconds").set(state.started.elapsed().as_secs_f64());
+    HttpResponse::Ok()
+        .content_type("text/plain; version=0.0.4")
+        .body(crate::telemetry::prometheus().render())
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "OmniNode Bridge", description = "BLAKE3 metadata stamping service (O.N.E. v0.1)"),
+    paths(
+        super::stamping::stamp,
+        super::stamping::validate,
+        super::stamping::hash,
+        super::stamping::get_stamp,
+        super::stamping::list_namespace,
+        super::stamping::batch,
+        super::stamping::validate_protocol,
+    ),
+    tags((name = "stamping", description = "Stamp, validate, hash and look up content"))
+)]
+pub struct ApiDoc;
+
+pub async fn openapi_json() -> HttpResponse {
+    HttpResponse::Ok().json(ApiDoc::openapi())
+}

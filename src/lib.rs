@@ -1,0 +1,11 @@
+//! OmniNode Bridge: one binary that stamps content with verifiable BLAKE3 metadata stamps, persists
+//! them, and moves every event through an outbox to the event bus. See ARCHITECTURE.md for the map.
+
+pub mod app;
+pub mod cli;
+pub mod config;
+pub mod events;
+pub mod http;
+pub mod stamping;
+pub mod store;
+pub mod telemetry;
