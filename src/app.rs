@@ -27,6 +27,7 @@ pub struct Services {
 impl Services {
     /// Connect, migrate and start background tasks.
     pub async fn start(settings: Settings) -> anyhow::Result<Self> {
+        let _ = crate::telemetry::prometheus();
         let db = Db::new(&settings.database)?;
         let applied = db.migrate().await?;
         if !applied.is_empty() {

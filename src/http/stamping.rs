@@ -388,6 +388,7 @@ pub async fn batch(state: web::Data<AppState>, body: ValidJson<BatchRequest>) ->
             i,
             BatchItem {
                 id,
+                index: i,
                 command: StampCommand {
                     content: item.content,
                     file_path: item.file_path,

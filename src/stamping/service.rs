@@ -122,6 +122,8 @@ pub struct ValidateOutcome {
 #[derive(Debug)]
 pub struct BatchItem {
     pub id: String,
+    /// Position in the caller's request, for field names in errors (`items[3].content`).
+    pub index: usize,
     pub command: StampCommand,
 }
 
@@ -419,7 +421,7 @@ impl StampingService {
         let mut prepared: Vec<(usize, RenderedStamp, FileType, Duration)> = Vec::new();
         let mut pending = Vec::new();
         for (i, item) in items.into_iter().enumerate() {
-            let field = format!("items[{i}]");
+            let field = format!("items[{}]", item.index);
             let prepared_item = match self.check_content_size(&format!("{field}.content"), &item.command.content) {
                 Err(e) => Err(e),
                 Ok(()) => {

@@ -80,9 +80,11 @@ impl InsertOutbox for super::SqliteConn {
 /// Run `publish` over the oldest unsent rows (at most `limit`), then mark the published ones sent.
 ///
 /// PostgreSQL: the rows are claimed with `FOR UPDATE SKIP LOCKED` inside one transaction, so several
-/// instances never publish the same row concurrently. SQLite has a single writer, and the transaction
-/// itself serialises relays. If `publish` fails, nothing is marked and the rows are retried later; a
-/// crash after publishing but before the commit republishes them (consumers dedupe on `event_id`).
+/// instances never publish the same row concurrently. SQLite (one process, one relay): read, publish,
+/// then mark in an autocommit `UPDATE`; holding a read transaction across the publish would make the
+/// later write fail with `SQLITE_BUSY_SNAPSHOT` whenever a stamp commit came in between. If `publish`
+/// fails, nothing is marked and the rows are retried; a crash after publishing but before marking
+/// republishes them (consumers dedupe on `event_id`).
 pub async fn relay_batch<F, Fut>(db: &Db, limit: i64, publish: F) -> Result<usize, StoreError>
 where
     F: FnOnce(Vec<OutboxRow>) -> Fut + Send,
@@ -90,60 +92,73 @@ where
 {
     let mut conn = db.conn().await?;
     let now = DbTs(chrono::Utc::now());
-    let result: Result<usize, diesel::result::Error> = db_run!(conn, {
-        conn.transaction(async |conn| {
-            {
-                let rows = claim_unsent(conn, limit).await?;
+    let result: Result<usize, diesel::result::Error> = match &mut conn {
+        super::DbConn::Pg(conn) => {
+            let conn: &mut diesel_async::AsyncPgConnection = conn;
+            conn.transaction(async |conn| {
+                let rows: Vec<OutboxRow> = event_outbox::table
+                    .filter(event_outbox::sent_at.is_null())
+                    .order(event_outbox::seq.asc())
+                    .limit(limit)
+                    .for_update()
+                    .skip_locked()
+                    .select(OutboxRow::as_select())
+                    .load(conn)
+                    .await?;
                 if rows.is_empty() {
                     return Ok(0);
                 }
                 let sent = publish(rows)
                     .await
                     .map_err(|e| diesel::result::Error::QueryBuilderError(e.into()))?;
-                for chunk in sent.chunks(1000) {
-                    diesel::update(event_outbox::table.filter(event_outbox::seq.eq_any(chunk)))
-                        .set(event_outbox::sent_at.eq(Some(now)))
-                        .execute(conn)
-                        .await?;
+                mark_sent!(conn, &sent, now)?;
+                Ok(sent.len())
+            })
+            .await
+        }
+        super::DbConn::Sqlite(conn) => {
+            let conn: &mut super::SqliteConn = conn;
+            async {
+                let rows: Vec<OutboxRow> = event_outbox::table
+                    .filter(event_outbox::sent_at.is_null())
+                    .order(event_outbox::seq.asc())
+                    .limit(limit)
+                    .select(OutboxRow::as_select())
+                    .load(conn)
+                    .await?;
+                if rows.is_empty() {
+                    return Ok(0);
                 }
+                let sent = publish(rows)
+                    .await
+                    .map_err(|e| diesel::result::Error::QueryBuilderError(e.into()))?;
+                mark_sent!(conn, &sent, now)?;
                 Ok(sent.len())
             }
-        })
-        .await
-    });
+            .await
+        }
+    };
     db.observe(result.map_err(StoreError::from))
 }
 
-trait ClaimUnsent {
-    async fn claim(&mut self, limit: i64) -> Result<Vec<OutboxRow>, diesel::result::Error>;
+/// `UPDATE … SET sent_at` for the published rows, in chunks; the same SQL on both backends.
+macro_rules! mark_sent {
+    ($conn:expr, $seqs:expr, $now:expr) => {{
+        let mut result: Result<(), diesel::result::Error> = Ok(());
+        for chunk in $seqs.chunks(1000) {
+            if let Err(e) = diesel::update(event_outbox::table.filter(event_outbox::seq.eq_any(chunk)))
+                .set(event_outbox::sent_at.eq(Some($now)))
+                .execute($conn)
+                .await
+            {
+                result = Err(e);
+                break;
+            }
+        }
+        result
+    }};
 }
-impl ClaimUnsent for diesel_async::AsyncPgConnection {
-    async fn claim(&mut self, limit: i64) -> Result<Vec<OutboxRow>, diesel::result::Error> {
-        event_outbox::table
-            .filter(event_outbox::sent_at.is_null())
-            .order(event_outbox::seq.asc())
-            .limit(limit)
-            .for_update()
-            .skip_locked()
-            .select(OutboxRow::as_select())
-            .load(self)
-            .await
-    }
-}
-impl ClaimUnsent for super::SqliteConn {
-    async fn claim(&mut self, limit: i64) -> Result<Vec<OutboxRow>, diesel::result::Error> {
-        event_outbox::table
-            .filter(event_outbox::sent_at.is_null())
-            .order(event_outbox::seq.asc())
-            .limit(limit)
-            .select(OutboxRow::as_select())
-            .load(self)
-            .await
-    }
-}
-async fn claim_unsent<C: ClaimUnsent>(conn: &mut C, limit: i64) -> Result<Vec<OutboxRow>, diesel::result::Error> {
-    conn.claim(limit).await
-}
+use mark_sent;
 
 /// Delete sent rows older than `older_than`.
 pub async fn prune_sent(db: &Db, older_than: chrono::DateTime<chrono::Utc>) -> Result<usize, StoreError> {
