@@ -72,6 +72,11 @@ fn progress(len: usize) -> ProgressBar {
     bar
 }
 
+/// Print a line above the progress bar (or plainly when there is no terminal).
+fn say(bar: &ProgressBar, line: String) {
+    bar.suspend(|| println!("{line}"));
+}
+
 enum FileOutcome {
     Stamped,
     AlreadyStamped,
@@ -132,7 +137,7 @@ pub fn stamp_files(args: &StampArgs) -> ExitCode {
     let bar = progress(files.len());
     let (mut stamped, mut already, mut skipped, mut failed) = (0, 0, 0, errors.len());
     for e in &errors {
-        bar.println(format!("error: {e}"));
+        say(&bar, format!("error: {e}"));
     }
     for path in &files {
         bar.set_message(path.display().to_string());
@@ -141,11 +146,11 @@ pub fn stamp_files(args: &StampArgs) -> ExitCode {
             FileOutcome::AlreadyStamped => already += 1,
             FileOutcome::Skipped(why) => {
                 skipped += 1;
-                bar.println(format!("skipped {}: {why}", path.display()));
+                say(&bar, format!("skipped {}: {why}", path.display()));
             }
             FileOutcome::Failed(why) => {
                 failed += 1;
-                bar.println(format!("failed {}: {why}", path.display()));
+                say(&bar, format!("failed {}: {why}", path.display()));
             }
         }
         bar.inc(1);
@@ -168,14 +173,14 @@ pub fn validate_files(args: &ValidateArgs) -> ExitCode {
     let bar = progress(files.len());
     let (mut valid, mut invalid, mut unstamped, mut skipped, mut failed) = (0, 0, 0, 0, errors.len());
     for e in &errors {
-        bar.println(format!("error: {e}"));
+        say(&bar, format!("error: {e}"));
     }
     for path in &files {
         bar.set_message(path.display().to_string());
         match std::fs::read(path).map(String::from_utf8) {
             Err(e) => {
                 failed += 1;
-                bar.println(format!("failed {}: {e}", path.display()));
+                say(&bar, format!("failed {}: {e}", path.display()));
             }
             Ok(Err(_)) => {
                 skipped += 1;
@@ -186,10 +191,10 @@ pub fn validate_files(args: &ValidateArgs) -> ExitCode {
                     valid += 1;
                 } else if v.stamps.is_empty() {
                     unstamped += 1;
-                    bar.println(format!("UNSTAMPED {}", path.display()));
+                    say(&bar, format!("UNSTAMPED {}", path.display()));
                 } else {
                     invalid += 1;
-                    bar.println(format!(
+                    say(&bar, format!(
                         "INVALID {} (content hash {}, {} stamp(s))",
                         path.display(),
                         v.current_hash,

@@ -1,0 +1,288 @@
+//! The service under failure: the database going away and coming back, the process killed with -9
+//! during a burst, migrations up/down/up, bad configuration refused at start.
+
+mod common;
+
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use common::{assert_error, pg_server_url, Backend, FreshDb, TestApp};
+use serde_json::{json, Value};
+use tokio::net::{TcpListener, TcpStream};
+use tokio_util::sync::CancellationToken;
+
+/// A TCP proxy in front of PostgreSQL that can be cut (every connection dropped, new ones refused)
+/// and restored, to play "the database went away".
+struct Proxy {
+    port: u16,
+    up: Arc<AtomicBool>,
+    cut: std::sync::Mutex<CancellationToken>,
+}
+
+impl Proxy {
+    async fn start(upstream: String) -> Arc<Proxy> {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let proxy = Arc::new(Proxy {
+            port: listener.local_addr().unwrap().port(),
+            up: Arc::new(AtomicBool::new(true)),
+            cut: std::sync::Mutex::new(CancellationToken::new()),
+        });
+        let p = proxy.clone();
+        tokio::spawn(async move {
+            while let Ok((mut inbound, _)) = listener.accept().await {
+                if !p.up.load(Ordering::SeqCst) {
+                    drop(inbound);
+                    continue;
+                }
+                let token = p.cut.lock().unwrap().clone();
+                let upstream = upstream.clone();
+                tokio::spawn(async move {
+                    let Ok(mut outbound) = TcpStream::connect(&upstream).await else { return };
+                    tokio::select! {
+                        _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound) => {}
+                        _ = token.cancelled() => {}
+                    }
+                });
+            }
+        });
+        proxy
+    }
+
+    fn cut(&self) {
+        self.up.store(false, Ordering::SeqCst);
+        let mut guard = self.cut.lock().unwrap();
+        guard.cancel();
+        *guard = CancellationToken::new();
+    }
+
+    fn restore(&self) {
+        self.up.store(true, Ordering::SeqCst);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn database_outage_answers_503_fast_and_recovers() {
+    let db = FreshDb::new(Backend::Postgres).await;
+    let upstream = pg_server_url().trim_start_matches("postgres://").rsplit('@').next().unwrap().to_owned();
+    let proxy = Proxy::start(upstream).await;
+    let name = db.url.rsplit('/').next().unwrap().to_owned();
+    let mut settings = common::settings_for(&format!("postgres://postgres@127.0.0.1:{}/{name}", proxy.port));
+    settings.database.breaker_open_secs = 1;
+    let app = TestApp::start_on(db, settings).await;
+
+    let (s, _) = app.post_json("/stamp", &json!({"content": "before the outage"})).await;
+    assert_eq!(s, 200);
+
+    proxy.cut();
+    for i in 0..5 {
+        let started = Instant::now();
+        let (s, b) = app.post_json("/stamp", &json!({"content": format!("during the outage {i}")})).await;
+        assert_error(s, &b, 503, "DATABASE_UNAVAILABLE", None);
+        assert!(started.elapsed() < Duration::from_secs(3), "503 took {:?}", started.elapsed());
+        let (s, b) = app.get("/stamp/288a86a79f20a3d6dccdca7713beaed178798296bdfa7913fa2a62d9727bf8f8").await;
+        assert_error(s, &b, 503, "DATABASE_UNAVAILABLE", None);
+    }
+    let started = Instant::now();
+    let (s, b) = app.get("/health/ready").await;
+    assert_eq!(s, 503, "{b}");
+    assert!(started.elapsed() < Duration::from_secs(3));
+    let (s, h) = app.get("/health").await;
+    assert_eq!(s, 200);
+    assert_eq!(h["data"]["status"], "unhealthy");
+    // Requests that need no database still work.
+    let (s, _) = app.post_raw("/hash", "application/octet-stream", "still hashing").await;
+    assert_eq!(s, 200);
+
+    proxy.restore();
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let (s, _) = app.post_json("/stamp", &json!({"content": "after the outage"})).await;
+        if s == 200 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "service did not recover");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let (s, _) = app.get("/health/ready").await;
+    assert_eq!(s, 200);
+    let (_, list) = app.get("/namespace/omninode.services.metadata").await;
+    assert_eq!(list["data"]["total_stamps"], 2, "nothing half-written during the outage");
+    app.stop().await;
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+struct Service {
+    child: Child,
+    base: String,
+}
+
+fn spawn_service(db_url: &str, port: u16) -> Service {
+    let child = Command::new(env!("CARGO_BIN_EXE_omninode-bridge"))
+        .arg("serve")
+        .env("OMNINODE__DATABASE__URL", db_url)
+        .env("OMNINODE__HTTP__BIND", format!("127.0.0.1:{port}"))
+        .env("OMNINODE__HTTP__WORKERS", "2")
+        .env("OMNINODE__LOG__LEVEL", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn service");
+    Service {
+        child,
+        base: format!("http://127.0.0.1:{port}"),
+    }
+}
+
+async fn wait_ready(client: &reqwest::Client, base: &str) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Ok(r) = client.get(format!("{base}/api/v1/metadata-stamping/health/ready")).send().await {
+            if r.status() == 200 {
+                return;
+            }
+        }
+        assert!(Instant::now() < deadline, "service at {base} did not become ready");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Every stamp acknowledged with 200 before a SIGKILL is still there after restart.
+async fn kill_9_during_burst_loses_no_acknowledged_stamp(backend: Backend) {
+    let db = FreshDb::new(backend).await;
+    let port = free_port();
+    let client = reqwest::Client::builder().timeout(Duration::from_secs(5)).build().unwrap();
+    let mut svc = spawn_service(&db.url, port);
+    wait_ready(&client, &svc.base).await;
+
+    let acked = Arc::new(std::sync::Mutex::new(Vec::<(String, String)>::new()));
+    let stop = CancellationToken::new();
+    let mut workers = Vec::new();
+    for w in 0..16 {
+        let (client, base, acked, stop) = (client.clone(), svc.base.clone(), acked.clone(), stop.clone());
+        workers.push(tokio::spawn(async move {
+            let mut i = 0;
+            while !stop.is_cancelled() {
+                i += 1;
+                let body = json!({"content": format!("burst {w} {i}"), "namespace": "burst"});
+                let res = client.post(format!("{base}/api/v1/metadata-stamping/stamp")).json(&body).send().await;
+                match res {
+                    Ok(r) if r.status() == 200 => {
+                        if let Ok(v) = r.json::<Value>().await {
+                            let hash = v["data"]["file_hash"].as_str().unwrap_or_default().to_owned();
+                            let id = v["data"]["stamp_id"].as_str().unwrap_or_default().to_owned();
+                            acked.lock().unwrap().push((hash, id));
+                        }
+                    }
+                    _ => tokio::time::sleep(Duration::from_millis(5)).await,
+                }
+            }
+        }));
+    }
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    svc.child.kill().expect("SIGKILL");
+    let _ = svc.child.wait();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    stop.cancel();
+    for w in workers {
+        let _ = w.await;
+    }
+    let acked = acked.lock().unwrap().clone();
+    assert!(acked.len() > 20, "burst too small to mean anything: {}", acked.len());
+
+    let mut svc = spawn_service(&db.url, port);
+    wait_ready(&client, &svc.base).await;
+    for (hash, id) in &acked {
+        let r = client
+            .get(format!("{}/api/v1/metadata-stamping/stamp/{hash}?namespace=burst", svc.base))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200, "acknowledged stamp {hash} lost");
+        let v: Value = r.json().await.unwrap();
+        assert_eq!(v["data"]["id"], id.as_str());
+    }
+    let _ = svc.child.kill();
+    let _ = svc.child.wait();
+    db.drop_db().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_during_burst_sqlite() {
+    kill_9_during_burst_loses_no_acknowledged_stamp(Backend::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_during_burst_postgres() {
+    kill_9_during_burst_loses_no_acknowledged_stamp(Backend::Postgres).await;
+}
+
+#[test]
+fn bad_configuration_is_refused_naming_the_key() {
+    let cases: &[(&[(&str, &str)], &[&str], &str)] = &[
+        (&[("OMNINODE__HTTP__BIND", "not-an-address")], &["serve"], "http.bind"),
+        (&[("OMNINODE__DATABASE__URL", "mysql://x")], &["serve"], "database.url"),
+        (&[("OMNINODE__STAMPING__MAX_BATCH_ITEMS", "lots")], &["serve"], "max_batch_items"),
+        (&[("OMNINODE__LOG__FORMAT", "xml")], &["migrate"], "format"),
+        (&[], &["serve", "--config", "/nonexistent/omninode.toml"], "--config"),
+        (&[], &["--config", "/nonexistent/omninode.toml", "serve"], "--config"),
+    ];
+    for (env, args, named) in cases {
+        let out = Command::new(env!("CARGO_BIN_EXE_omninode-bridge"))
+            .args(*args)
+            .envs(env.iter().copied())
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "{env:?} {args:?}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains(named), "{env:?} {args:?}: {stderr}");
+    }
+}
+
+#[test]
+fn config_file_is_accepted_before_or_after_the_subcommand() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("m.db");
+    let cfg = dir.path().join("c.toml");
+    std::fs::write(&cfg, format!("[database]\nurl = \"sqlite://{}\"\n", db.display())).unwrap();
+    for args in [vec!["--config", cfg.to_str().unwrap(), "migrate"], vec!["migrate", "--config", cfg.to_str().unwrap()]] {
+        let out = Command::new(env!("CARGO_BIN_EXE_omninode-bridge")).args(&args).output().unwrap();
+        assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    }
+    assert!(db.exists());
+}
+
+/// Every migration runs up, down and up again on both backends.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn migrations_run_up_down_up() {
+    use diesel_migrations::MigrationHarness;
+    for backend in [Backend::Sqlite, Backend::Postgres] {
+        let db = FreshDb::new(backend).await;
+        let url = db.url.clone();
+        tokio::task::spawn_blocking(move || match backend {
+            Backend::Sqlite => {
+                use diesel::Connection;
+                let mut c = diesel::SqliteConnection::establish(url.trim_start_matches("sqlite://")).unwrap();
+                
+                assert!(!c.run_pending_migrations(omninode_bridge::store::SQLITE_MIGRATIONS).unwrap().is_empty());
+                c.revert_all_migrations(omninode_bridge::store::SQLITE_MIGRATIONS).unwrap();
+                assert!(!c.run_pending_migrations(omninode_bridge::store::SQLITE_MIGRATIONS).unwrap().is_empty());
+            }
+            Backend::Postgres => {
+                use diesel_async::async_connection_wrapper::AsyncConnectionWrapper;
+                let mut c = <AsyncConnectionWrapper<diesel_async::AsyncPgConnection> as diesel::Connection>::establish(&url).unwrap();
+                
+                assert!(!c.run_pending_migrations(omninode_bridge::store::PG_MIGRATIONS).unwrap().is_empty());
+                c.revert_all_migrations(omninode_bridge::store::PG_MIGRATIONS).unwrap();
+                assert!(!c.run_pending_migrations(omninode_bridge::store::PG_MIGRATIONS).unwrap().is_empty());
+            }
+        })
+        .await
+        .unwrap();
+        db.drop_db().await;
+    }
+}
