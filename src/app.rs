@@ -36,8 +36,12 @@ impl Services {
         let bus = EventBus::new(16_384);
         let committed = Arc::new(Notify::new());
         let events = EventFactory::new(&settings.kafka.topic_env);
-        let (stamping, writer) =
-            StampingService::start(db.clone(), settings.stamping.clone(), events, committed.clone());
+        let (stamping, writer) = StampingService::start(
+            db.clone(),
+            settings.stamping.clone(),
+            events,
+            committed.clone(),
+        );
         let shutdown = CancellationToken::new();
         let relay = tokio::spawn(crate::events::relay::run(
             db.clone(),

@@ -116,13 +116,12 @@ fn stamp_one(path: &Path, args: &StampArgs) -> FileOutcome {
         "{}.onex-tmp",
         path.extension().and_then(|e| e.to_str()).unwrap_or("")
     ));
-    let write = std::fs::write(&tmp, rendered.stamped_content.as_bytes())
-        .and_then(|_| {
-            if let Ok(meta) = std::fs::metadata(path) {
-                let _ = std::fs::set_permissions(&tmp, meta.permissions());
-            }
-            std::fs::rename(&tmp, path)
-        });
+    let write = std::fs::write(&tmp, rendered.stamped_content.as_bytes()).and_then(|_| {
+        if let Ok(meta) = std::fs::metadata(path) {
+            let _ = std::fs::set_permissions(&tmp, meta.permissions());
+        }
+        std::fs::rename(&tmp, path)
+    });
     match write {
         Ok(()) => FileOutcome::Stamped,
         Err(e) => {
@@ -156,7 +155,11 @@ pub fn stamp_files(args: &StampArgs) -> ExitCode {
         bar.inc(1);
     }
     bar.finish_and_clear();
-    let verb = if args.dry_run { "would stamp" } else { "stamped" };
+    let verb = if args.dry_run {
+        "would stamp"
+    } else {
+        "stamped"
+    };
     println!(
         "{verb} {stamped}, already stamped {already}, skipped {skipped}, failed {failed} ({} files)",
         files.len()
@@ -171,7 +174,8 @@ pub fn stamp_files(args: &StampArgs) -> ExitCode {
 pub fn validate_files(args: &ValidateArgs) -> ExitCode {
     let (files, errors) = collect_files(&args.paths);
     let bar = progress(files.len());
-    let (mut valid, mut invalid, mut unstamped, mut skipped, mut failed) = (0, 0, 0, 0, errors.len());
+    let (mut valid, mut invalid, mut unstamped, mut skipped, mut failed) =
+        (0, 0, 0, 0, errors.len());
     for e in &errors {
         say(&bar, format!("error: {e}"));
     }
@@ -194,12 +198,15 @@ pub fn validate_files(args: &ValidateArgs) -> ExitCode {
                     say(&bar, format!("UNSTAMPED {}", path.display()));
                 } else {
                     invalid += 1;
-                    say(&bar, format!(
-                        "INVALID {} (content hash {}, {} stamp(s))",
-                        path.display(),
-                        v.current_hash,
-                        v.stamps.len()
-                    ));
+                    say(
+                        &bar,
+                        format!(
+                            "INVALID {} (content hash {}, {} stamp(s))",
+                            path.display(),
+                            v.current_hash,
+                            v.stamps.len()
+                        ),
+                    );
                 }
             }
         }

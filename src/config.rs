@@ -125,11 +125,13 @@ impl Settings {
             .add_source(config::File::from_str(DEFAULTS, config::FileFormat::Toml));
         if let Some(path) = file {
             if !path.is_file() {
-                return Err(invalid("--config", format!("{} is not a readable file", path.display())));
+                return Err(invalid(
+                    "--config",
+                    format!("{} is not a readable file", path.display()),
+                ));
             }
-            let text = std::fs::read_to_string(path).map_err(|e| {
-                invalid("--config", format!("cannot read {}: {e}", path.display()))
-            })?;
+            let text = std::fs::read_to_string(path)
+                .map_err(|e| invalid("--config", format!("cannot read {}: {e}", path.display())))?;
             // Check the file on its own first so that an error names the file.
             config::Config::builder()
                 .add_source(config::File::from_str(&text, config::FileFormat::Toml))
@@ -157,12 +159,17 @@ impl Settings {
     }
 
     fn validate(&self) -> Result<(), ConfigError> {
-        self.http
-            .bind
-            .parse::<SocketAddr>()
-            .map_err(|e| invalid("http.bind", format!("{:?} is not HOST:PORT ({e})", self.http.bind)))?;
+        self.http.bind.parse::<SocketAddr>().map_err(|e| {
+            invalid(
+                "http.bind",
+                format!("{:?} is not HOST:PORT ({e})", self.http.bind),
+            )
+        })?;
         let url = &self.database.url;
-        if !(url.starts_with("sqlite://") || url.starts_with("postgres://") || url.starts_with("postgresql://")) {
+        if !(url.starts_with("sqlite://")
+            || url.starts_with("postgres://")
+            || url.starts_with("postgresql://"))
+        {
             return Err(invalid(
                 "database.url",
                 format!("{url:?} must start with sqlite:// or postgres://"),
@@ -173,15 +180,39 @@ impl Settings {
         }
         let positive = [
             ("database.pool_size", self.database.pool_size as u64),
-            ("database.acquire_timeout_ms", self.database.acquire_timeout_ms),
-            ("database.connect_timeout_ms", self.database.connect_timeout_ms),
-            ("database.statement_timeout_ms", self.database.statement_timeout_ms),
-            ("database.breaker_failure_threshold", self.database.breaker_failure_threshold as u64),
-            ("database.write_batch_max", self.database.write_batch_max as u64),
-            ("database.write_concurrency", self.database.write_concurrency as u64),
-            ("stamping.max_content_bytes", self.stamping.max_content_bytes as u64),
+            (
+                "database.acquire_timeout_ms",
+                self.database.acquire_timeout_ms,
+            ),
+            (
+                "database.connect_timeout_ms",
+                self.database.connect_timeout_ms,
+            ),
+            (
+                "database.statement_timeout_ms",
+                self.database.statement_timeout_ms,
+            ),
+            (
+                "database.breaker_failure_threshold",
+                self.database.breaker_failure_threshold as u64,
+            ),
+            (
+                "database.write_batch_max",
+                self.database.write_batch_max as u64,
+            ),
+            (
+                "database.write_concurrency",
+                self.database.write_concurrency as u64,
+            ),
+            (
+                "stamping.max_content_bytes",
+                self.stamping.max_content_bytes as u64,
+            ),
             ("stamping.max_hash_bytes", self.stamping.max_hash_bytes),
-            ("stamping.max_batch_items", self.stamping.max_batch_items as u64),
+            (
+                "stamping.max_batch_items",
+                self.stamping.max_batch_items as u64,
+            ),
             ("dlq.alert_threshold", self.dlq.alert_threshold),
             ("dlq.window_secs", self.dlq.window_secs),
         ];
@@ -199,14 +230,21 @@ impl Settings {
                 .bytes()
                 .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
         {
-            return Err(invalid("kafka.topic_env", "must be non-empty [A-Za-z0-9_-]"));
+            return Err(invalid(
+                "kafka.topic_env",
+                "must be non-empty [A-Za-z0-9_-]",
+            ));
         }
         for (key, value) in [
             ("dlq.webhook_url", &self.dlq.webhook_url),
             ("intelligence.onextree_url", &self.intelligence.onextree_url),
         ] {
-            if !value.is_empty() && !(value.starts_with("http://") || value.starts_with("https://")) {
-                return Err(invalid(key, format!("{value:?} must be an http(s) URL or empty")));
+            if !(value.is_empty() || value.starts_with("http://") || value.starts_with("https://"))
+            {
+                return Err(invalid(
+                    key,
+                    format!("{value:?} must be an http(s) URL or empty"),
+                ));
             }
         }
         tracing_subscriber::EnvFilter::try_new(&self.log.level)
@@ -216,12 +254,16 @@ impl Settings {
 
     pub fn bind_addr(&self) -> SocketAddr {
         // Checked by `validate`.
-        self.http.bind.parse().unwrap_or_else(|_| SocketAddr::from(([127, 0, 0, 1], 8057)))
+        self.http
+            .bind
+            .parse()
+            .unwrap_or_else(|_| SocketAddr::from(([127, 0, 0, 1], 8057)))
     }
 
     pub fn default_namespace(&self) -> Namespace {
-        Namespace::parse(&self.stamping.default_namespace)
-            .unwrap_or_else(|_| Namespace::parse("omninode.services.metadata").expect("valid literal"))
+        Namespace::parse(&self.stamping.default_namespace).unwrap_or_else(|_| {
+            Namespace::parse("omninode.services.metadata").expect("valid literal")
+        })
     }
 }
 
@@ -230,7 +272,10 @@ mod tests {
     use super::*;
 
     fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
-        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
     }
 
     #[test]
@@ -265,14 +310,28 @@ mod tests {
         let cases = [
             ("OMNINODE__HTTP__BIND", "nonsense", "http.bind"),
             ("OMNINODE__DATABASE__URL", "mysql://x", "database.url"),
-            ("OMNINODE__STAMPING__MAX_BATCH_ITEMS", "0", "stamping.max_batch_items"),
-            ("OMNINODE__STAMPING__MAX_BATCH_ITEMS", "many", "max_batch_items"),
-            ("OMNINODE__STAMPING__DEFAULT_NAMESPACE", "Bad NS", "stamping.default_namespace"),
+            (
+                "OMNINODE__STAMPING__MAX_BATCH_ITEMS",
+                "0",
+                "stamping.max_batch_items",
+            ),
+            (
+                "OMNINODE__STAMPING__MAX_BATCH_ITEMS",
+                "many",
+                "max_batch_items",
+            ),
+            (
+                "OMNINODE__STAMPING__DEFAULT_NAMESPACE",
+                "Bad NS",
+                "stamping.default_namespace",
+            ),
             ("OMNINODE__LOG__FORMAT", "xml", "format"),
             ("OMNINODE__STAMPING__NO_SUCH_KEY", "1", "no_such_key"),
         ];
         for (key, value, named) in cases {
-            let err = Settings::load_from(None, env(&[(key, value)])).unwrap_err().to_string();
+            let err = Settings::load_from(None, env(&[(key, value)]))
+                .unwrap_err()
+                .to_string();
             assert!(err.contains(named), "{key}={value}: {err}");
         }
     }
@@ -285,7 +344,9 @@ mod tests {
         let s = Settings::load_from(Some(&path), env(&[])).unwrap();
         assert_eq!(s.http.bind, "0.0.0.0:9000");
         std::fs::write(&path, "[http\nbind = ").unwrap();
-        let err = Settings::load_from(Some(&path), env(&[])).unwrap_err().to_string();
+        let err = Settings::load_from(Some(&path), env(&[]))
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("c.toml"), "{err}");
     }
 }

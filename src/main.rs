@@ -7,7 +7,11 @@ use omninode_bridge::config::Settings;
 use omninode_bridge::{app, cli, telemetry};
 
 #[derive(Parser)]
-#[command(name = "omninode-bridge", version, about = "BLAKE3 metadata stamping service")]
+#[command(
+    name = "omninode-bridge",
+    version,
+    about = "BLAKE3 metadata stamping service"
+)]
 struct Cli {
     /// Configuration file (TOML) overriding the built-in defaults.
     #[arg(long, global = true, value_name = "FILE")]
@@ -45,7 +49,11 @@ fn main() -> ExitCode {
         Command::Migrate => run_async(async move {
             let db = omninode_bridge::store::Db::new(&settings.database)?;
             let applied = db.migrate().await?;
-            println!("{} migration(s) applied on {}", applied.len(), db.backend().as_str());
+            println!(
+                "{} migration(s) applied on {}",
+                applied.len(),
+                db.backend().as_str()
+            );
             for m in applied {
                 println!("  {m}");
             }
@@ -55,7 +63,10 @@ fn main() -> ExitCode {
 }
 
 fn run_async(fut: impl std::future::Future<Output = anyhow::Result<()>>) -> ExitCode {
-    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("omninode-bridge: cannot start the runtime: {e}");

@@ -39,7 +39,9 @@ impl Proxy {
                 let token = p.cut.lock().unwrap().clone();
                 let upstream = upstream.clone();
                 tokio::spawn(async move {
-                    let Ok(mut outbound) = TcpStream::connect(&upstream).await else { return };
+                    let Ok(mut outbound) = TcpStream::connect(&upstream).await else {
+                        return;
+                    };
                     tokio::select! {
                         _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound) => {}
                         _ = token.cancelled() => {}
@@ -65,23 +67,44 @@ impl Proxy {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn database_outage_answers_503_fast_and_recovers() {
     let db = FreshDb::new(Backend::Postgres).await;
-    let upstream = pg_server_url().trim_start_matches("postgres://").rsplit('@').next().unwrap().to_owned();
+    let upstream = pg_server_url()
+        .trim_start_matches("postgres://")
+        .rsplit('@')
+        .next()
+        .unwrap()
+        .to_owned();
     let proxy = Proxy::start(upstream).await;
     let name = db.url.rsplit('/').next().unwrap().to_owned();
-    let mut settings = common::settings_for(&format!("postgres://postgres@127.0.0.1:{}/{name}", proxy.port));
+    let mut settings = common::settings_for(&format!(
+        "postgres://postgres@127.0.0.1:{}/{name}",
+        proxy.port
+    ));
     settings.database.breaker_open_secs = 1;
     let app = TestApp::start_on(db, settings).await;
 
-    let (s, _) = app.post_json("/stamp", &json!({"content": "before the outage"})).await;
+    let (s, _) = app
+        .post_json("/stamp", &json!({"content": "before the outage"}))
+        .await;
     assert_eq!(s, 200);
 
     proxy.cut();
     for i in 0..5 {
         let started = Instant::now();
-        let (s, b) = app.post_json("/stamp", &json!({"content": format!("during the outage {i}")})).await;
+        let (s, b) = app
+            .post_json(
+                "/stamp",
+                &json!({"content": format!("during the outage {i}")}),
+            )
+            .await;
         assert_error(s, &b, 503, "DATABASE_UNAVAILABLE", None);
-        assert!(started.elapsed() < Duration::from_secs(3), "503 took {:?}", started.elapsed());
-        let (s, b) = app.get("/stamp/288a86a79f20a3d6dccdca7713beaed178798296bdfa7913fa2a62d9727bf8f8").await;
+        assert!(
+            started.elapsed() < Duration::from_secs(3),
+            "503 took {:?}",
+            started.elapsed()
+        );
+        let (s, b) = app
+            .get("/stamp/288a86a79f20a3d6dccdca7713beaed178798296bdfa7913fa2a62d9727bf8f8")
+            .await;
         assert_error(s, &b, 503, "DATABASE_UNAVAILABLE", None);
     }
     let started = Instant::now();
@@ -92,13 +115,17 @@ async fn database_outage_answers_503_fast_and_recovers() {
     assert_eq!(s, 200);
     assert_eq!(h["data"]["status"], "unhealthy");
     // Requests that need no database still work.
-    let (s, _) = app.post_raw("/hash", "application/octet-stream", "still hashing").await;
+    let (s, _) = app
+        .post_raw("/hash", "application/octet-stream", "still hashing")
+        .await;
     assert_eq!(s, 200);
 
     proxy.restore();
     let deadline = Instant::now() + Duration::from_secs(15);
     loop {
-        let (s, _) = app.post_json("/stamp", &json!({"content": "after the outage"})).await;
+        let (s, _) = app
+            .post_json("/stamp", &json!({"content": "after the outage"}))
+            .await;
         if s == 200 {
             break;
         }
@@ -108,12 +135,19 @@ async fn database_outage_answers_503_fast_and_recovers() {
     let (s, _) = app.get("/health/ready").await;
     assert_eq!(s, 200);
     let (_, list) = app.get("/namespace/omninode.services.metadata").await;
-    assert_eq!(list["data"]["total_stamps"], 2, "nothing half-written during the outage");
+    assert_eq!(
+        list["data"]["total_stamps"], 2,
+        "nothing half-written during the outage"
+    );
     app.stop().await;
 }
 
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 struct Service {
@@ -141,12 +175,19 @@ fn spawn_service(db_url: &str, port: u16) -> Service {
 async fn wait_ready(client: &reqwest::Client, base: &str) {
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
-        if let Ok(r) = client.get(format!("{base}/api/v1/metadata-stamping/health/ready")).send().await {
+        if let Ok(r) = client
+            .get(format!("{base}/api/v1/metadata-stamping/health/ready"))
+            .send()
+            .await
+        {
             if r.status() == 200 {
                 return;
             }
         }
-        assert!(Instant::now() < deadline, "service at {base} did not become ready");
+        assert!(
+            Instant::now() < deadline,
+            "service at {base} did not become ready"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
@@ -155,7 +196,10 @@ async fn wait_ready(client: &reqwest::Client, base: &str) {
 async fn kill_9_during_burst_loses_no_acknowledged_stamp(backend: Backend) {
     let db = FreshDb::new(backend).await;
     let port = free_port();
-    let client = reqwest::Client::builder().timeout(Duration::from_secs(5)).build().unwrap();
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(5))
+        .build()
+        .unwrap();
     let mut svc = spawn_service(&db.url, port);
     wait_ready(&client, &svc.base).await;
 
@@ -163,18 +207,33 @@ async fn kill_9_during_burst_loses_no_acknowledged_stamp(backend: Backend) {
     let stop = CancellationToken::new();
     let mut workers = Vec::new();
     for w in 0..16 {
-        let (client, base, acked, stop) = (client.clone(), svc.base.clone(), acked.clone(), stop.clone());
+        let (client, base, acked, stop) = (
+            client.clone(),
+            svc.base.clone(),
+            acked.clone(),
+            stop.clone(),
+        );
         workers.push(tokio::spawn(async move {
             let mut i = 0;
             while !stop.is_cancelled() {
                 i += 1;
                 let body = json!({"content": format!("burst {w} {i}"), "namespace": "burst"});
-                let res = client.post(format!("{base}/api/v1/metadata-stamping/stamp")).json(&body).send().await;
+                let res = client
+                    .post(format!("{base}/api/v1/metadata-stamping/stamp"))
+                    .json(&body)
+                    .send()
+                    .await;
                 match res {
                     Ok(r) if r.status() == 200 => {
                         if let Ok(v) = r.json::<Value>().await {
-                            let hash = v["data"]["file_hash"].as_str().unwrap_or_default().to_owned();
-                            let id = v["data"]["stamp_id"].as_str().unwrap_or_default().to_owned();
+                            let hash = v["data"]["file_hash"]
+                                .as_str()
+                                .unwrap_or_default()
+                                .to_owned();
+                            let id = v["data"]["stamp_id"]
+                                .as_str()
+                                .unwrap_or_default()
+                                .to_owned();
                             acked.lock().unwrap().push((hash, id));
                         }
                     }
@@ -192,13 +251,20 @@ async fn kill_9_during_burst_loses_no_acknowledged_stamp(backend: Backend) {
         let _ = w.await;
     }
     let acked = acked.lock().unwrap().clone();
-    assert!(acked.len() > 20, "burst too small to mean anything: {}", acked.len());
+    assert!(
+        acked.len() > 20,
+        "burst too small to mean anything: {}",
+        acked.len()
+    );
 
     let mut svc = spawn_service(&db.url, port);
     wait_ready(&client, &svc.base).await;
     for (hash, id) in &acked {
         let r = client
-            .get(format!("{}/api/v1/metadata-stamping/stamp/{hash}?namespace=burst", svc.base))
+            .get(format!(
+                "{}/api/v1/metadata-stamping/stamp/{hash}?namespace=burst",
+                svc.base
+            ))
             .send()
             .await
             .unwrap();
@@ -223,13 +289,34 @@ async fn kill_9_during_burst_postgres() {
 
 #[test]
 fn bad_configuration_is_refused_naming_the_key() {
-    let cases: &[(&[(&str, &str)], &[&str], &str)] = &[
-        (&[("OMNINODE__HTTP__BIND", "not-an-address")], &["serve"], "http.bind"),
-        (&[("OMNINODE__DATABASE__URL", "mysql://x")], &["serve"], "database.url"),
-        (&[("OMNINODE__STAMPING__MAX_BATCH_ITEMS", "lots")], &["serve"], "max_batch_items"),
+    type Case<'a> = (&'a [(&'a str, &'a str)], &'a [&'a str], &'a str);
+    let cases: &[Case] = &[
+        (
+            &[("OMNINODE__HTTP__BIND", "not-an-address")],
+            &["serve"],
+            "http.bind",
+        ),
+        (
+            &[("OMNINODE__DATABASE__URL", "mysql://x")],
+            &["serve"],
+            "database.url",
+        ),
+        (
+            &[("OMNINODE__STAMPING__MAX_BATCH_ITEMS", "lots")],
+            &["serve"],
+            "max_batch_items",
+        ),
         (&[("OMNINODE__LOG__FORMAT", "xml")], &["migrate"], "format"),
-        (&[], &["serve", "--config", "/nonexistent/omninode.toml"], "--config"),
-        (&[], &["--config", "/nonexistent/omninode.toml", "serve"], "--config"),
+        (
+            &[],
+            &["serve", "--config", "/nonexistent/omninode.toml"],
+            "--config",
+        ),
+        (
+            &[],
+            &["--config", "/nonexistent/omninode.toml", "serve"],
+            "--config",
+        ),
     ];
     for (env, args, named) in cases {
         let out = Command::new(env!("CARGO_BIN_EXE_omninode-bridge"))
@@ -248,10 +335,24 @@ fn config_file_is_accepted_before_or_after_the_subcommand() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("m.db");
     let cfg = dir.path().join("c.toml");
-    std::fs::write(&cfg, format!("[database]\nurl = \"sqlite://{}\"\n", db.display())).unwrap();
-    for args in [vec!["--config", cfg.to_str().unwrap(), "migrate"], vec!["migrate", "--config", cfg.to_str().unwrap()]] {
-        let out = Command::new(env!("CARGO_BIN_EXE_omninode-bridge")).args(&args).output().unwrap();
-        assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    std::fs::write(
+        &cfg,
+        format!("[database]\nurl = \"sqlite://{}\"\n", db.display()),
+    )
+    .unwrap();
+    for args in [
+        vec!["--config", cfg.to_str().unwrap(), "migrate"],
+        vec!["migrate", "--config", cfg.to_str().unwrap()],
+    ] {
+        let out = Command::new(env!("CARGO_BIN_EXE_omninode-bridge"))
+            .args(&args)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
     assert!(db.exists());
 }
@@ -266,19 +367,21 @@ async fn migrations_run_up_down_up() {
         tokio::task::spawn_blocking(move || match backend {
             Backend::Sqlite => {
                 use diesel::Connection;
-                let mut c = diesel::SqliteConnection::establish(url.trim_start_matches("sqlite://")).unwrap();
-                
-                assert!(!c.run_pending_migrations(omninode_bridge::store::SQLITE_MIGRATIONS).unwrap().is_empty());
-                c.revert_all_migrations(omninode_bridge::store::SQLITE_MIGRATIONS).unwrap();
-                assert!(!c.run_pending_migrations(omninode_bridge::store::SQLITE_MIGRATIONS).unwrap().is_empty());
+                let path = url.trim_start_matches("sqlite://");
+                let mut c = diesel::SqliteConnection::establish(path).unwrap();
+                let m = || omninode_bridge::store::SQLITE_MIGRATIONS;
+                assert!(!c.run_pending_migrations(m()).unwrap().is_empty());
+                c.revert_all_migrations(m()).unwrap();
+                assert!(!c.run_pending_migrations(m()).unwrap().is_empty());
             }
             Backend::Postgres => {
                 use diesel_async::async_connection_wrapper::AsyncConnectionWrapper;
-                let mut c = <AsyncConnectionWrapper<diesel_async::AsyncPgConnection> as diesel::Connection>::establish(&url).unwrap();
-                
-                assert!(!c.run_pending_migrations(omninode_bridge::store::PG_MIGRATIONS).unwrap().is_empty());
-                c.revert_all_migrations(omninode_bridge::store::PG_MIGRATIONS).unwrap();
-                assert!(!c.run_pending_migrations(omninode_bridge::store::PG_MIGRATIONS).unwrap().is_empty());
+                type Wrapper = AsyncConnectionWrapper<diesel_async::AsyncPgConnection>;
+                let mut c = <Wrapper as diesel::Connection>::establish(&url).unwrap();
+                let m = || omninode_bridge::store::PG_MIGRATIONS;
+                assert!(!c.run_pending_migrations(m()).unwrap().is_empty());
+                c.revert_all_migrations(m()).unwrap();
+                assert!(!c.run_pending_migrations(m()).unwrap().is_empty());
             }
         })
         .await

@@ -50,14 +50,26 @@ async fn stamp_lookup_list_and_validate(backend: Backend) {
     assert_eq!(data["created"], true);
     let expected_stamp = format!("# ONEX:uid=uid-1,hash={HELLO_HASH},ts={TS},author=ada");
     assert_eq!(data["stamp"], expected_stamp.as_str());
-    assert_eq!(data["stamped_content"], format!("{expected_stamp}\nHello, World!").as_str());
-    for key in ["stamp_id", "created_at", "op_id", "version", "metadata_version", "performance_metrics"] {
+    assert_eq!(
+        data["stamped_content"],
+        format!("{expected_stamp}\nHello, World!").as_str()
+    );
+    for key in [
+        "stamp_id",
+        "created_at",
+        "op_id",
+        "version",
+        "metadata_version",
+        "performance_metrics",
+    ] {
         assert!(!data[key].is_null(), "{key} missing: {data}");
     }
     let stamp_id = data["stamp_id"].clone();
 
     // Look it up with and without the namespace.
-    let (status, got) = app.get(&format!("/stamp/{HELLO_HASH}?namespace=tests.roundtrip")).await;
+    let (status, got) = app
+        .get(&format!("/stamp/{HELLO_HASH}?namespace=tests.roundtrip"))
+        .await;
     assert_eq!(status, 200, "{got}");
     assert_eq!(got["data"]["id"], stamp_id);
     assert_eq!(got["data"]["file_path"], "docs/hello.md");
@@ -76,14 +88,22 @@ async fn stamp_lookup_list_and_validate(backend: Backend) {
 
     // The stamped content validates; a tampered copy does not.
     let stamped = data["stamped_content"].as_str().unwrap().to_owned();
-    let (status, v) = app.post_json("/validate", &json!({"content": stamped})).await;
+    let (status, v) = app
+        .post_json("/validate", &json!({"content": stamped}))
+        .await;
     assert_eq!(status, 200, "{v}");
     assert_eq!(v["data"]["is_valid"], true);
     assert_eq!(v["data"]["stamps_found"], 1);
     assert_eq!(v["data"]["current_hash"], HELLO_HASH);
-    assert_eq!(v["data"]["validation_details"][0]["stamp_type"], "lightweight");
+    assert_eq!(
+        v["data"]["validation_details"][0]["stamp_type"],
+        "lightweight"
+    );
     let (_, v) = app
-        .post_json("/validate", &json!({"content": stamped.replace("World", "Wörld")}))
+        .post_json(
+            "/validate",
+            &json!({"content": stamped.replace("World", "Wörld")}),
+        )
         .await;
     assert_eq!(v["data"]["is_valid"], false);
     assert_eq!(v["data"]["validation_details"][0]["is_valid"], false);
@@ -98,8 +118,14 @@ async fn stamp_lookup_list_and_validate(backend: Backend) {
         .await;
     assert_eq!(status, 200, "{rich}");
     let stamp = rich["data"]["stamp"].as_str().unwrap();
-    assert!(stamp.starts_with("<!-- ONEX_METADATA_START -->\n<!-- ONEX Metadata Stamp\n  uid: u2\n"), "{stamp}");
-    assert!(stamp.contains("  file_path: None\n  file_size: 13\n  content_type: text/plain\n"), "{stamp}");
+    assert!(
+        stamp.starts_with("<!-- ONEX_METADATA_START -->\n<!-- ONEX Metadata Stamp\n  uid: u2\n"),
+        "{stamp}"
+    );
+    assert!(
+        stamp.contains("  file_path: None\n  file_size: 13\n  content_type: text/plain\n"),
+        "{stamp}"
+    );
     app.stop().await;
 }
 
@@ -109,7 +135,10 @@ async fn stamping_is_idempotent_per_namespace_and_isolated(backend: Backend) {
     let (_, first) = app.post_json("/stamp", &req).await;
     // Re-stamping edge whitespace or an already-stamped copy is the same content.
     let (_, second) = app
-        .post_json("/stamp", &json!({"content": "\n\nsame content  \n", "namespace": "tenant.a"}))
+        .post_json(
+            "/stamp",
+            &json!({"content": "\n\nsame content  \n", "namespace": "tenant.a"}),
+        )
         .await;
     assert_eq!(first["data"]["created"], true);
     assert_eq!(second["data"]["created"], false);
@@ -124,11 +153,27 @@ async fn stamping_is_idempotent_per_namespace_and_isolated(backend: Backend) {
     assert_eq!(stamped.matches("# ONEX:").count(), 2);
 
     // Another namespace gets its own row and cannot see tenant.a's.
-    let (_, other) = app.post_json("/stamp", &json!({"content": "only in a", "namespace": "tenant.a"})).await;
+    let (_, other) = app
+        .post_json(
+            "/stamp",
+            &json!({"content": "only in a", "namespace": "tenant.a"}),
+        )
+        .await;
     let hash = other["data"]["file_hash"].as_str().unwrap().to_owned();
     let (status, body) = app.get(&format!("/stamp/{hash}?namespace=tenant.b")).await;
-    assert_error(status, &body, 404, "STAMP_NOT_FOUND_IN_NAMESPACE", Some("file_hash"));
-    let (_, b) = app.post_json("/stamp", &json!({"content": "same content", "namespace": "tenant.b"})).await;
+    assert_error(
+        status,
+        &body,
+        404,
+        "STAMP_NOT_FOUND_IN_NAMESPACE",
+        Some("file_hash"),
+    );
+    let (_, b) = app
+        .post_json(
+            "/stamp",
+            &json!({"content": "same content", "namespace": "tenant.b"}),
+        )
+        .await;
     assert_eq!(b["data"]["created"], true);
     assert_ne!(b["data"]["stamp_id"], first["data"]["stamp_id"]);
     let (_, list_b) = app.get("/namespace/tenant.b").await;
@@ -177,7 +222,13 @@ async fn stamp_rejects_bad_input(backend: Backend) {
 
     let (s, b) = raw("{\"content\": ").await;
     assert_error(s, &b, 422, "VALIDATION_ERROR", None);
-    assert!(b["error"][0]["message"].as_str().unwrap().contains("malformed JSON"), "{b}");
+    assert!(
+        b["error"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("malformed JSON"),
+        "{b}"
+    );
     let (s, b) = raw("").await;
     assert_error(s, &b, 422, "VALIDATION_ERROR", Some("body"));
     let (s, b) = raw("[1,2]").await;
@@ -195,25 +246,44 @@ async fn stamp_rejects_bad_input(backend: Backend) {
     let (s, b) = raw("{\"content\": \"x\", \"metadata\": {\"author\": [1]}}").await;
     assert_error(s, &b, 422, "VALIDATION_ERROR", Some("metadata.author"));
 
-    for ns in ["Upper.Case", "a..b", "x'; DROP TABLE metadata_stamps; --", ""] {
-        let (s, b) = app.post_json("/stamp", &json!({"content": "x", "namespace": ns})).await;
+    for ns in [
+        "Upper.Case",
+        "a..b",
+        "x'; DROP TABLE metadata_stamps; --",
+        "",
+    ] {
+        let (s, b) = app
+            .post_json("/stamp", &json!({"content": "x", "namespace": ns}))
+            .await;
         assert_error(s, &b, 400, "NAMESPACE_INVALID", Some("namespace"));
     }
     let long_ns = "a".repeat(256);
-    let (s, b) = app.post_json("/stamp", &json!({"content": "x", "namespace": long_ns})).await;
+    let (s, b) = app
+        .post_json("/stamp", &json!({"content": "x", "namespace": long_ns}))
+        .await;
     assert_error(s, &b, 400, "NAMESPACE_INVALID", Some("namespace"));
 
     // Over the content limit: 413 naming the field; over the body limit: 413 for the body.
-    let (s, b) = app.post_json("/stamp", &json!({"content": "x".repeat(1025)})).await;
+    let (s, b) = app
+        .post_json("/stamp", &json!({"content": "x".repeat(1025)}))
+        .await;
     assert_error(s, &b, 413, "PAYLOAD_TOO_LARGE", Some("content"));
-    let (s, b) = app.post_json("/stamp", &json!({"content": "x".repeat(4 << 20)})).await;
+    let (s, b) = app
+        .post_json("/stamp", &json!({"content": "x".repeat(4 << 20)}))
+        .await;
     assert_error(s, &b, 413, "PAYLOAD_TOO_LARGE", Some("body"));
 
     // Binary in JSON: escaped control characters are content; invalid UTF-8 is a 422.
-    let (s, b) = app.post_json("/stamp", &json!({"content": "nul\u{0}byte\u{1b}[31m"})).await;
+    let (s, b) = app
+        .post_json("/stamp", &json!({"content": "nul\u{0}byte\u{1b}[31m"}))
+        .await;
     assert_eq!(s, 200, "{b}");
     let (s, b) = app
-        .post_raw("/stamp", "application/json", b"{\"content\": \"\xff\xfe\"}".to_vec())
+        .post_raw(
+            "/stamp",
+            "application/json",
+            b"{\"content\": \"\xff\xfe\"}".to_vec(),
+        )
         .await;
     assert_error(s, &b, 422, "VALIDATION_ERROR", None);
 
@@ -233,42 +303,78 @@ async fn stamp_rejects_bad_input(backend: Backend) {
 
 async fn hash_endpoint_raw_and_multipart(backend: Backend) {
     let app = TestApp::start_with(backend, |s| s.stamping.max_hash_bytes = 1 << 20).await;
-    let (s, b) = app.post_raw("/hash", "application/octet-stream", "Hello, World!").await;
+    let (s, b) = app
+        .post_raw("/hash", "application/octet-stream", "Hello, World!")
+        .await;
     assert_eq!(s, 200, "{b}");
     assert_eq!(b["data"]["file_hash"], HELLO_HASH);
     assert_eq!(b["data"]["file_size_bytes"], 13);
     assert!(["A", "B", "C"].contains(&b["data"]["performance_grade"].as_str().unwrap()));
     assert!(b["data"]["execution_time_ms"].as_f64().is_some());
-    let (s, b) = app.post_raw("/hash", "application/octet-stream", Vec::<u8>::new()).await;
+    let (s, b) = app
+        .post_raw("/hash", "application/octet-stream", Vec::<u8>::new())
+        .await;
     assert_eq!(s, 200);
-    assert_eq!(b["data"]["file_hash"], "af1349b9f5f9a1a6a0404dea36dcc9499bcb25c9adc112b7cc9a93cae41f3262");
+    assert_eq!(
+        b["data"]["file_hash"],
+        "af1349b9f5f9a1a6a0404dea36dcc9499bcb25c9adc112b7cc9a93cae41f3262"
+    );
 
     // Raw bytes are hashed exactly as received (no canonicalisation), binary included.
     let bytes: Vec<u8> = (0..=255u8).cycle().take(300_000).collect();
-    let (s, b) = app.post_raw("/hash", "application/octet-stream", bytes.clone()).await;
+    let (s, b) = app
+        .post_raw("/hash", "application/octet-stream", bytes.clone())
+        .await;
     assert_eq!(s, 200);
-    assert_eq!(b["data"]["file_hash"], blake3::hash(&bytes).to_hex().as_str());
+    assert_eq!(
+        b["data"]["file_hash"],
+        blake3::hash(&bytes).to_hex().as_str()
+    );
 
     let form = reqwest::multipart::Form::new()
         .text("note", "ignored")
-        .part("file", reqwest::multipart::Part::bytes(bytes.clone()).file_name("blob.bin"));
-    let res = app.client.post(app.api("/hash")).multipart(form).send().await.unwrap();
+        .part(
+            "file",
+            reqwest::multipart::Part::bytes(bytes.clone()).file_name("blob.bin"),
+        );
+    let res = app
+        .client
+        .post(app.api("/hash"))
+        .multipart(form)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(res.status(), 200);
     let b: Value = res.json().await.unwrap();
-    assert_eq!(b["data"]["file_hash"], blake3::hash(&bytes).to_hex().as_str());
+    assert_eq!(
+        b["data"]["file_hash"],
+        blake3::hash(&bytes).to_hex().as_str()
+    );
     assert_eq!(b["data"]["file_size_bytes"], 300_000);
 
     let form = reqwest::multipart::Form::new().text("other", "x");
-    let res = app.client.post(app.api("/hash")).multipart(form).send().await.unwrap();
+    let res = app
+        .client
+        .post(app.api("/hash"))
+        .multipart(form)
+        .send()
+        .await
+        .unwrap();
     let s = res.status().as_u16();
     let b: Value = res.json().await.unwrap();
     assert_error(s, &b, 400, "MISSING_FILE", Some("file"));
 
     let big = vec![7u8; (1 << 20) + 1];
-    let (s, b) = app.post_raw("/hash", "application/octet-stream", big.clone()).await;
+    let (s, b) = app
+        .post_raw("/hash", "application/octet-stream", big.clone())
+        .await;
     assert_error(s, &b, 413, "PAYLOAD_TOO_LARGE", Some("file"));
     // Without a Content-Length (chunked), the limit is enforced while streaming.
-    let stream = futures_util::stream::iter(big.chunks(64 * 1024).map(|c| Ok::<_, std::io::Error>(c.to_vec())).collect::<Vec<_>>());
+    let stream = futures_util::stream::iter(
+        big.chunks(64 * 1024)
+            .map(|c| Ok::<_, std::io::Error>(c.to_vec()))
+            .collect::<Vec<_>>(),
+    );
     let res = app
         .client
         .post(app.api("/hash"))
@@ -289,14 +395,20 @@ async fn batch_stamps_items_and_reports_partial_failure(backend: Backend) {
         .map(|i| json!({"content": format!("batch item {i}"), "file_path": format!("f{i}.txt")}))
         .collect();
     let (s, b) = app
-        .post_json("/batch", &json!({"items": items, "namespace": "batch.ns", "options": {"stamp_type": "rich"}}))
+        .post_json(
+            "/batch",
+            &json!({"items": items, "namespace": "batch.ns", "options": {"stamp_type": "rich"}}),
+        )
         .await;
     assert_eq!(s, 200, "{b}");
     assert_eq!(b["status"], "success");
     assert_eq!(b["data"]["total_items"], 25);
     assert_eq!(b["data"]["successful_items"], 25);
     assert_eq!(b["data"]["results"][3]["id"], "item_3");
-    assert!(b["data"]["results"][3]["stamp"].as_str().unwrap().contains("ONEX_METADATA_START"));
+    assert!(b["data"]["results"][3]["stamp"]
+        .as_str()
+        .unwrap()
+        .contains("ONEX_METADATA_START"));
     let (_, list) = app.get("/namespace/batch.ns?limit=1000").await;
     assert_eq!(list["data"]["total_stamps"], 25);
 
@@ -332,7 +444,10 @@ async fn batch_stamps_items_and_reports_partial_failure(backend: Backend) {
 
     // All items failing is an error envelope.
     let (s, b) = app
-        .post_json("/batch", &json!({"items": [{"content": "x", "namespace": "NO"}]}))
+        .post_json(
+            "/batch",
+            &json!({"items": [{"content": "x", "namespace": "NO"}]}),
+        )
         .await;
     assert_eq!(s, 422, "{b}");
     assert_eq!(b["status"], "error");
@@ -343,37 +458,65 @@ async fn batch_limits(backend: Backend) {
     let app = TestApp::start_with(backend, |s| s.stamping.max_batch_items = 10).await;
     let (s, b) = app.post_json("/batch", &json!({"items": []})).await;
     assert_error(s, &b, 400, "EMPTY_BATCH_REQUEST", Some("items"));
-    let items: Vec<Value> = (0..11).map(|i| json!({"content": format!("{i}")})).collect();
+    let items: Vec<Value> = (0..11)
+        .map(|i| json!({"content": format!("{i}")}))
+        .collect();
     let (s, b) = app.post_json("/batch", &json!({"items": items})).await;
     assert_error(s, &b, 413, "BATCH_TOO_LARGE", Some("items"));
-    let (s, b) = app.post_json("/batch", &json!({"items": [{"content": 1}]})).await;
+    let (s, b) = app
+        .post_json("/batch", &json!({"items": [{"content": 1}]}))
+        .await;
     assert_error(s, &b, 422, "VALIDATION_ERROR", Some("items[0].content"));
-    let (s, b) = app.post_json("/batch", &json!({"items": [{"content": "x"}], "namespace": "B"})).await;
+    let (s, b) = app
+        .post_json(
+            "/batch",
+            &json!({"items": [{"content": "x"}], "namespace": "B"}),
+        )
+        .await;
     assert_error(s, &b, 400, "NAMESPACE_INVALID", Some("namespace"));
     app.stop().await;
 }
 
 async fn validate_reports_and_checks_expected_hash(backend: Backend) {
     let app = TestApp::start(backend).await;
-    let (s, b) = app.post_json("/validate", &json!({"content": "no stamp here"})).await;
+    let (s, b) = app
+        .post_json("/validate", &json!({"content": "no stamp here"}))
+        .await;
     assert_eq!(s, 200, "{b}");
     assert_eq!(b["data"]["is_valid"], false);
     assert_eq!(b["data"]["stamps_found"], 0);
     let stamped = format!("# ONEX:uid=a,hash={HELLO_HASH},ts={TS}\nHello, World!");
     let (_, b) = app
-        .post_json("/validate", &json!({"content": stamped, "options": {"expected_hash": HELLO_HASH}}))
+        .post_json(
+            "/validate",
+            &json!({"content": stamped, "options": {"expected_hash": HELLO_HASH}}),
+        )
         .await;
     assert_eq!(b["data"]["is_valid"], true);
     let other = "0".repeat(64);
     let (_, b) = app
-        .post_json("/validate", &json!({"content": stamped, "options": {"expected_hash": other}}))
+        .post_json(
+            "/validate",
+            &json!({"content": stamped, "options": {"expected_hash": other}}),
+        )
         .await;
     assert_eq!(b["data"]["is_valid"], false);
     let (s, b) = app
-        .post_json("/validate", &json!({"content": stamped, "options": {"expected_hash": "XYZ"}}))
+        .post_json(
+            "/validate",
+            &json!({"content": stamped, "options": {"expected_hash": "XYZ"}}),
+        )
         .await;
-    assert_error(s, &b, 400, "INVALID_HASH_FORMAT", Some("options.expected_hash"));
-    let (s, b) = app.post_json("/validate", &json!({"content": "x", "namespace": "No"})).await;
+    assert_error(
+        s,
+        &b,
+        400,
+        "INVALID_HASH_FORMAT",
+        Some("options.expected_hash"),
+    );
+    let (s, b) = app
+        .post_json("/validate", &json!({"content": "x", "namespace": "No"}))
+        .await;
     assert_error(s, &b, 400, "NAMESPACE_INVALID", Some("namespace"));
     let (s, b) = app.post_json("/validate", &json!({"contents": "x"})).await;
     assert_error(s, &b, 422, "VALIDATION_ERROR", Some("content"));
@@ -394,13 +537,33 @@ async fn lookup_errors(backend: Backend) {
     }
     let (s, b) = app.get(&format!("/stamp/{HELLO_HASH}")).await;
     assert_error(s, &b, 404, "STAMP_NOT_FOUND", Some("file_hash"));
-    let (s, b) = app.get(&format!("/stamp/{HELLO_HASH}?namespace=some.ns")).await;
-    assert_error(s, &b, 404, "STAMP_NOT_FOUND_IN_NAMESPACE", Some("file_hash"));
-    let (s, b) = app.get(&format!("/stamp/{HELLO_HASH}?namespace=Bad%20NS")).await;
+    let (s, b) = app
+        .get(&format!("/stamp/{HELLO_HASH}?namespace=some.ns"))
+        .await;
+    assert_error(
+        s,
+        &b,
+        404,
+        "STAMP_NOT_FOUND_IN_NAMESPACE",
+        Some("file_hash"),
+    );
+    let (s, b) = app
+        .get(&format!("/stamp/{HELLO_HASH}?namespace=Bad%20NS"))
+        .await;
     assert_error(s, &b, 400, "NAMESPACE_INVALID", Some("namespace"));
     // Without a namespace, the earliest stamp of the hash wins.
-    let (_, first) = app.post_json("/stamp", &json!({"content": "Hello, World!", "namespace": "z.first"})).await;
-    let (_, _second) = app.post_json("/stamp", &json!({"content": "Hello, World!", "namespace": "a.second"})).await;
+    let (_, first) = app
+        .post_json(
+            "/stamp",
+            &json!({"content": "Hello, World!", "namespace": "z.first"}),
+        )
+        .await;
+    let (_, _second) = app
+        .post_json(
+            "/stamp",
+            &json!({"content": "Hello, World!", "namespace": "a.second"}),
+        )
+        .await;
     let (s, b) = app.get(&format!("/stamp/{HELLO_HASH}")).await;
     assert_eq!(s, 200);
     assert_eq!(b["data"]["id"], first["data"]["stamp_id"]);
@@ -410,7 +573,12 @@ async fn lookup_errors(backend: Backend) {
 async fn namespace_listing_paginates(backend: Backend) {
     let app = TestApp::start(backend).await;
     for i in 0..7 {
-        let (s, _) = app.post_json("/stamp", &json!({"content": format!("doc {i}"), "namespace": "pages"})).await;
+        let (s, _) = app
+            .post_json(
+                "/stamp",
+                &json!({"content": format!("doc {i}"), "namespace": "pages"}),
+            )
+            .await;
         assert_eq!(s, 200);
     }
     let (s, b) = app.get("/namespace/pages?limit=3&offset=0").await;
@@ -419,7 +587,10 @@ async fn namespace_listing_paginates(backend: Backend) {
     assert_eq!(d["namespace"], "pages");
     assert_eq!(d["total_stamps"], 7);
     assert_eq!(d["stamps"].as_array().unwrap().len(), 3);
-    assert_eq!(d["pagination"], json!({"limit": 3, "offset": 0, "total": 7, "has_more": true}));
+    assert_eq!(
+        d["pagination"],
+        json!({"limit": 3, "offset": 0, "total": 7, "has_more": true})
+    );
     // Newest first.
     let first_created = d["stamps"][0]["created_at"].as_str().unwrap().to_owned();
     let last_created = d["stamps"][2]["created_at"].as_str().unwrap().to_owned();
@@ -429,7 +600,12 @@ async fn namespace_listing_paginates(backend: Backend) {
     assert_eq!(b["data"]["pagination"]["has_more"], false);
     let (_, b) = app.get("/namespace/empty.ns").await;
     assert_eq!(b["data"]["total_stamps"], 0);
-    for (q, field) in [("limit=0", "limit"), ("limit=1001", "limit"), ("limit=x", "limit"), ("offset=-1", "offset")] {
+    for (q, field) in [
+        ("limit=0", "limit"),
+        ("limit=1001", "limit"),
+        ("limit=x", "limit"),
+        ("offset=-1", "offset"),
+    ] {
         let (s, b) = app.get(&format!("/namespace/pages?{q}")).await;
         assert_error(s, &b, 422, "VALIDATION_ERROR", Some(field));
     }
@@ -440,31 +616,48 @@ async fn namespace_listing_paginates(backend: Backend) {
 
 async fn protocol_compliance(backend: Backend) {
     let app = TestApp::start(backend).await;
-    let (_, stamped) = app.post_json("/stamp", &json!({"content": "policy doc", "options": {"stamp_type": "rich"}})).await;
+    let (_, stamped) = app
+        .post_json(
+            "/stamp",
+            &json!({"content": "policy doc", "options": {"stamp_type": "rich"}}),
+        )
+        .await;
     let (s, b) = app
-        .post_json("/validate-protocol", &json!({"content": stamped["data"]["stamped_content"]}))
+        .post_json(
+            "/validate-protocol",
+            &json!({"content": stamped["data"]["stamped_content"]}),
+        )
         .await;
     assert_eq!(s, 200, "{b}");
     assert_eq!(b["data"]["compliance_level"], "full");
     assert_eq!(b["data"]["is_compliant"], true);
-    let (_, b) = app.post_json("/validate-protocol", &json!({"content": "nothing"})).await;
+    let (_, b) = app
+        .post_json("/validate-protocol", &json!({"content": "nothing"}))
+        .await;
     assert_eq!(b["data"]["compliance_level"], "none");
     assert_eq!(b["data"]["issues"][0]["code"], "NO_STAMPS");
     assert!(!b["data"]["recommendations"].as_array().unwrap().is_empty());
-    let (s, b) = app.post_json("/validate-protocol", &json!({"text": "nothing"})).await;
+    let (s, b) = app
+        .post_json("/validate-protocol", &json!({"text": "nothing"}))
+        .await;
     assert_error(s, &b, 422, "VALIDATION_ERROR", Some("content"));
     app.stop().await;
 }
 
 async fn health_metrics_and_docs(backend: Backend) {
     let app = TestApp::start(backend).await;
-    app.post_json("/stamp", &json!({"content": "for metrics"})).await;
+    app.post_json("/stamp", &json!({"content": "for metrics"}))
+        .await;
     let (s, h) = app.get("/health").await;
     assert_eq!(s, 200, "{h}");
     assert_eq!(h["data"]["status"], "healthy");
     let components = &h["data"]["components"];
     assert_eq!(components["database"]["status"], "healthy");
-    let want_backend = if backend == Backend::Sqlite { "sqlite" } else { "postgresql" };
+    let want_backend = if backend == Backend::Sqlite {
+        "sqlite"
+    } else {
+        "postgresql"
+    };
     assert_eq!(components["database"]["backend"], want_backend);
     for c in ["stamping_engine", "event_bus", "intelligence_client"] {
         assert!(components[c]["status"].is_string(), "{c}: {h}");
@@ -480,7 +673,15 @@ async fn health_metrics_and_docs(backend: Backend) {
     assert!(m["data"]["hash_timing"]["p99_ms"].as_f64().is_some());
     assert!(m["data"]["database"]["pool"]["max_size"].as_u64().unwrap() > 0);
 
-    let text = app.client.get(app.url("/metrics")).send().await.unwrap().text().await.unwrap();
+    let text = app
+        .client
+        .get(app.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
     assert!(text.contains("db_pool_in_use"), "{text}");
     let (s, root) = {
         let r = app.client.get(app.url("/")).send().await.unwrap();
@@ -490,11 +691,27 @@ async fn health_metrics_and_docs(backend: Backend) {
     assert_eq!(root["data"]["service"], "omninode-bridge");
     let plain = app.client.get(app.url("/health")).send().await.unwrap();
     assert_eq!(plain.status(), 200);
-    let doc: Value = app.client.get(app.url("/openapi.json")).send().await.unwrap().json().await.unwrap();
-    assert!(doc["paths"]["/api/v1/metadata-stamping/stamp"]["post"].is_object(), "{doc}");
+    let doc: Value = app
+        .client
+        .get(app.url("/openapi.json"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(
+        doc["paths"]["/api/v1/metadata-stamping/stamp"]["post"].is_object(),
+        "{doc}"
+    );
     let page = app.client.get(app.url("/docs/")).send().await.unwrap();
     assert_eq!(page.status(), 200);
-    assert!(page.text().await.unwrap().to_lowercase().contains("swagger"));
+    assert!(page
+        .text()
+        .await
+        .unwrap()
+        .to_lowercase()
+        .contains("swagger"));
     app.stop().await;
 }
 
@@ -515,12 +732,26 @@ async fn correlation_ids_are_echoed(backend: Backend) {
     let b: Value = res.json().await.unwrap();
     assert_eq!(b["metadata"]["correlation_id"], cid);
     // Errors carry it too; a missing one is generated.
-    let res = app.client.get(app.api("/stamp/bad")).header("X-Correlation-ID", cid).send().await.unwrap();
+    let res = app
+        .client
+        .get(app.api("/stamp/bad"))
+        .header("X-Correlation-ID", cid)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(res.headers()["x-correlation-id"], cid);
     let b: Value = res.json().await.unwrap();
     assert_eq!(b["metadata"]["correlation_id"], cid);
-    let res = app.client.get(app.api("/health/live")).send().await.unwrap();
-    let generated = res.headers()["x-correlation-id"].to_str().unwrap().to_owned();
+    let res = app
+        .client
+        .get(app.api("/health/live"))
+        .send()
+        .await
+        .unwrap();
+    let generated = res.headers()["x-correlation-id"]
+        .to_str()
+        .unwrap()
+        .to_owned();
     assert!(uuid::Uuid::parse_str(&generated).is_ok());
     app.stop().await;
 }
@@ -539,10 +770,21 @@ async fn events_are_published_for_stamps_validations_and_batches(backend: Backen
         .unwrap();
     let stamp: Value = res.json().await.unwrap();
     // A replay creates no event.
-    app.post_json("/stamp", &json!({"content": "event content", "namespace": "events.ns"})).await;
-    app.post_json("/validate", &json!({"content": stamp["data"]["stamped_content"]})).await;
-    app.post_json("/batch", &json!({"items": [{"content": "b1"}, {"content": "b2"}], "namespace": "events.b"}))
-        .await;
+    app.post_json(
+        "/stamp",
+        &json!({"content": "event content", "namespace": "events.ns"}),
+    )
+    .await;
+    app.post_json(
+        "/validate",
+        &json!({"content": stamp["data"]["stamped_content"]}),
+    )
+    .await;
+    app.post_json(
+        "/batch",
+        &json!({"items": [{"content": "b1"}, {"content": "b2"}], "namespace": "events.b"}),
+    )
+    .await;
 
     let mut seen: Vec<(String, Value)> = Vec::new();
     let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
@@ -551,11 +793,18 @@ async fn events_are_published_for_stamps_validations_and_batches(backend: Backen
             .await
             .expect("events within 10 s")
             .expect("bus open");
-        seen.push((ev.topic.clone(), serde_json::to_value(&ev.envelope).unwrap()));
+        seen.push((
+            ev.topic.clone(),
+            serde_json::to_value(&ev.envelope).unwrap(),
+        ));
     }
     let topics: Vec<&str> = seen.iter().map(|(t, _)| t.as_str()).collect();
     let created = "dev.omninode_bridge.onex.evt.metadata-stamp-created.v1";
-    assert_eq!(topics.iter().filter(|t| **t == created).count(), 3, "{topics:?}");
+    assert_eq!(
+        topics.iter().filter(|t| **t == created).count(),
+        3,
+        "{topics:?}"
+    );
     assert!(topics.contains(&"dev.omninode_bridge.onex.evt.metadata-stamp-validated.v1"));
     assert!(topics.contains(&"dev.omninode_bridge.onex.evt.metadata-batch-processed.v1"));
     let (_, first) = seen.iter().find(|(t, _)| t == created).unwrap();

@@ -52,7 +52,8 @@ pub async fn publish_pending(db: &Db, bus: &EventBus) -> Result<usize, crate::st
         for row in rows {
             match serde_json::from_value::<OnexEnvelopeV1>(row.envelope.0) {
                 Ok(envelope) => {
-                    metrics::counter!("events_published_total", "topic" => row.topic.clone()).increment(1);
+                    metrics::counter!("events_published_total", "topic" => row.topic.clone())
+                        .increment(1);
                     bus.publish(BusEvent {
                         topic: row.topic,
                         key: row.partition_key,

@@ -70,7 +70,9 @@ pub struct Topics {
 
 impl Topics {
     pub fn new(env: &str) -> Self {
-        Topics { env: env.to_owned() }
+        Topics {
+            env: env.to_owned(),
+        }
     }
 
     /// `<env>.omninode_bridge.onex.evt.<slug>.v1`

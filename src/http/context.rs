@@ -40,7 +40,8 @@ pub const REQUEST_HEADER: &str = "x-request-id";
 /// Accept a caller's id if it is short and printable; otherwise make one.
 fn id_from_header(req: &ServiceRequest, name: &str) -> Option<String> {
     let v = req.headers().get(name)?.to_str().ok()?.trim();
-    (!v.is_empty() && v.len() <= 128 && v.bytes().all(|b| b.is_ascii_graphic())).then(|| v.to_owned())
+    (!v.is_empty() && v.len() <= 128 && v.bytes().all(|b| b.is_ascii_graphic()))
+        .then(|| v.to_owned())
 }
 
 pub async fn correlation(
@@ -49,7 +50,8 @@ pub async fn correlation(
 ) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
     let correlation_id =
         id_from_header(&req, CORRELATION_HEADER).unwrap_or_else(|| Uuid::new_v4().to_string());
-    let request_id = id_from_header(&req, REQUEST_HEADER).unwrap_or_else(|| Uuid::new_v4().to_string());
+    let request_id =
+        id_from_header(&req, REQUEST_HEADER).unwrap_or_else(|| Uuid::new_v4().to_string());
     let ctx = RequestCtx {
         correlation_uuid: Uuid::parse_str(&correlation_id).ok(),
         correlation_id: correlation_id.clone(),
@@ -64,7 +66,10 @@ pub async fn correlation(
         path = %req.path(),
     );
     let started = ctx.started;
-    let mut res = CTX.scope(ctx, next.call(req)).instrument(span.clone()).await?;
+    let mut res = CTX
+        .scope(ctx, next.call(req))
+        .instrument(span.clone())
+        .await?;
     let status = res.status();
     span.in_scope(|| {
         let elapsed_ms = started.elapsed().as_secs_f64() * 1000.0;

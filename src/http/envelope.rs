@@ -50,7 +50,13 @@ fn base_metadata(status: StatusCode) -> Value {
 
 /// `200 OK` with `status: success`.
 pub fn ok<T: Serialize>(data: T) -> HttpResponse {
-    respond(StatusCode::OK, EnvelopeStatus::Success, Some(data), None, None)
+    respond(
+        StatusCode::OK,
+        EnvelopeStatus::Success,
+        Some(data),
+        None,
+        None,
+    )
 }
 
 pub fn respond<T: Serialize>(

@@ -21,7 +21,12 @@ pub struct ApiError {
 }
 
 impl ApiError {
-    pub fn new(status: StatusCode, code: &'static str, field: Option<&str>, message: impl Into<String>) -> Self {
+    pub fn new(
+        status: StatusCode,
+        code: &'static str,
+        field: Option<&str>,
+        message: impl Into<String>,
+    ) -> Self {
         ApiError {
             status,
             code,
@@ -40,7 +45,12 @@ impl ApiError {
     }
 
     pub fn too_large(field: Option<&str>, message: impl Into<String>) -> Self {
-        ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "PAYLOAD_TOO_LARGE", field, message)
+        ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "PAYLOAD_TOO_LARGE",
+            field,
+            message,
+        )
     }
 
     pub fn detail(&self) -> ErrorDetail {
@@ -54,7 +64,13 @@ impl ApiError {
 
 impl std::fmt::Display for ApiError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{} ({}): {}", self.code, self.status.as_u16(), self.message)
+        write!(
+            f,
+            "{} ({}): {}",
+            self.code,
+            self.status.as_u16(),
+            self.message
+        )
     }
 }
 
@@ -106,17 +122,30 @@ impl From<StoreError> for ApiError {
 impl From<StampingError> for ApiError {
     fn from(e: StampingError) -> Self {
         match e {
-            StampingError::Namespace { ref field, .. } => {
-                ApiError::new(StatusCode::BAD_REQUEST, "NAMESPACE_INVALID", Some(field), e.to_string())
+            StampingError::Namespace { ref field, .. } => ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "NAMESPACE_INVALID",
+                Some(field),
+                e.to_string(),
+            ),
+            StampingError::TooLarge { ref field, .. } => {
+                ApiError::too_large(Some(field), e.to_string())
             }
-            StampingError::TooLarge { ref field, .. } => ApiError::too_large(Some(field), e.to_string()),
-            StampingError::InvalidField { ref field, .. } => ApiError::validation(field.clone(), e.to_string()),
-            StampingError::EmptyBatch => {
-                ApiError::new(StatusCode::BAD_REQUEST, "EMPTY_BATCH_REQUEST", Some("items"), e.to_string())
+            StampingError::InvalidField { ref field, .. } => {
+                ApiError::validation(field.clone(), e.to_string())
             }
-            StampingError::BatchTooLarge { .. } => {
-                ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "BATCH_TOO_LARGE", Some("items"), e.to_string())
-            }
+            StampingError::EmptyBatch => ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "EMPTY_BATCH_REQUEST",
+                Some("items"),
+                e.to_string(),
+            ),
+            StampingError::BatchTooLarge { .. } => ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "BATCH_TOO_LARGE",
+                Some("items"),
+                e.to_string(),
+            ),
             StampingError::Store(s) => s.into(),
             StampingError::ShuttingDown => ApiError::new(
                 StatusCode::SERVICE_UNAVAILABLE,

@@ -44,7 +44,10 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
         let inner = e.into_inner();
         let mut message = inner.to_string();
         // serde's "missing field `x`" is reported at the parent path; name the field itself.
-        let field = match message.strip_prefix("missing field `").and_then(|r| r.split('`').next()) {
+        let field = match message
+            .strip_prefix("missing field `")
+            .and_then(|r| r.split('`').next())
+        {
             Some(missing) if field == "body" => missing.to_owned(),
             Some(missing) => format!("{field}.{missing}"),
             None => field,
@@ -78,9 +81,12 @@ impl<T: DeserializeOwned + 'static> FromRequest for ValidJson<T> {
                     format!("request body is larger than the limit of {limit} bytes"),
                 ));
             }
-            let mut body = BytesMut::with_capacity(declared.unwrap_or(1024).min(limit as u64) as usize);
+            let mut body =
+                BytesMut::with_capacity(declared.unwrap_or(1024).min(limit as u64) as usize);
             while let Some(chunk) = payload.next().await {
-                let chunk = chunk.map_err(|e| ApiError::validation("body", format!("could not read body: {e}")))?;
+                let chunk = chunk.map_err(|e| {
+                    ApiError::validation("body", format!("could not read body: {e}"))
+                })?;
                 if body.len() + chunk.len() > limit {
                     return Err(ApiError::too_large(
                         Some("body"),
@@ -90,7 +96,10 @@ impl<T: DeserializeOwned + 'static> FromRequest for ValidJson<T> {
                 body.extend_from_slice(&chunk);
             }
             if body.is_empty() {
-                return Err(ApiError::validation("body", "request body is empty; a JSON object is required"));
+                return Err(ApiError::validation(
+                    "body",
+                    "request body is empty; a JSON object is required",
+                ));
             }
             parse_json(&body).map(ValidJson)
         })
@@ -98,7 +107,10 @@ impl<T: DeserializeOwned + 'static> FromRequest for ValidJson<T> {
 }
 
 /// Query-string errors as 422 naming the parameter.
-pub fn query_error(err: actix_web::error::QueryPayloadError, _req: &HttpRequest) -> actix_web::Error {
+pub fn query_error(
+    err: actix_web::error::QueryPayloadError,
+    _req: &HttpRequest,
+) -> actix_web::Error {
     let message = err.to_string();
     // serde_urlencoded does not expose a path; the message names the offending parameter.
     ApiError::validation("query", message).into()

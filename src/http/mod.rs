@@ -70,7 +70,11 @@ async fn method_not_allowed(req: HttpRequest) -> Result<HttpResponse, ApiError> 
 pub fn configure(cfg: &mut web::ServiceConfig, state: web::Data<AppState>) {
     let s = &state.settings.stamping;
     // JSON bodies carry `content` escaped; allow for escaping overhead, then check the decoded size.
-    let json_limit = extract::JsonLimit(s.max_content_bytes.saturating_mul(2).saturating_add(1 << 20));
+    let json_limit = extract::JsonLimit(
+        s.max_content_bytes
+            .saturating_mul(2)
+            .saturating_add(1 << 20),
+    );
     cfg.app_data(state.clone())
         .app_data(json_limit)
         .route("/", web::get().to(system::root))
@@ -104,8 +108,14 @@ pub fn configure(cfg: &mut web::ServiceConfig, state: web::Data<AppState>) {
                         .route(web::post().to(stamping::batch))
                         .default_service(web::to(method_not_allowed)),
                 )
-                .route("/namespace/{namespace}", web::get().to(stamping::list_namespace))
-                .route("/validate-protocol", web::post().to(stamping::validate_protocol))
+                .route(
+                    "/namespace/{namespace}",
+                    web::get().to(stamping::list_namespace),
+                )
+                .route(
+                    "/validate-protocol",
+                    web::post().to(stamping::validate_protocol),
+                )
                 .route("/health", web::get().to(system::health))
                 .route("/health/live", web::get().to(system::live))
                 .route("/health/ready", web::get().to(system::ready))

@@ -57,7 +57,10 @@ fn stamp_response(outcome: StampOutcome, namespace: String) -> StampResponse {
         (status = 503, description = "DATABASE_UNAVAILABLE"),
     )
 )]
-pub async fn stamp(state: web::Data<AppState>, body: ValidJson<StampRequest>) -> Result<HttpResponse, ApiError> {
+pub async fn stamp(
+    state: web::Data<AppState>,
+    body: ValidJson<StampRequest>,
+) -> Result<HttpResponse, ApiError> {
     let req = body.0;
     let svc = &state.stamping;
     let namespace = svc.namespace(req.namespace.as_deref(), "namespace")?;
@@ -146,7 +149,8 @@ where
     let mut size: u64 = 0;
     let mut hashing = std::time::Duration::ZERO;
     while let Some(chunk) = stream.next().await {
-        let chunk = chunk.map_err(|e| ApiError::validation("file", format!("could not read upload: {e}")))?;
+        let chunk = chunk
+            .map_err(|e| ApiError::validation("file", format!("could not read upload: {e}")))?;
         size += chunk.len() as u64;
         if size > limit {
             return Err(ApiError::too_large(
@@ -195,13 +199,17 @@ pub async fn hash(
         let mut multipart = Multipart::new(req.headers(), payload);
         let mut found = None;
         while let Some(field) = multipart.next().await {
-            let mut field = field.map_err(|e| ApiError::validation("file", format!("malformed multipart body: {e}")))?;
+            let mut field = field.map_err(|e| {
+                ApiError::validation("file", format!("malformed multipart body: {e}"))
+            })?;
             if field.name() == Some("file") && found.is_none() {
                 found = Some(hash_stream(&mut field, limit).await?);
             } else {
                 // Skip other fields without buffering them.
                 while let Some(chunk) = field.next().await {
-                    chunk.map_err(|e| ApiError::validation("body", format!("malformed multipart body: {e}")))?;
+                    chunk.map_err(|e| {
+                        ApiError::validation("body", format!("malformed multipart body: {e}"))
+                    })?;
                 }
             }
         }
@@ -216,7 +224,11 @@ pub async fn hash(
     } else {
         hash_stream(payload, limit).await?
     };
-    state.stamping.stats().hash_latency.record(std::time::Duration::from_secs_f64(ms / 1000.0));
+    state
+        .stamping
+        .stats()
+        .hash_latency
+        .record(std::time::Duration::from_secs_f64(ms / 1000.0));
     state
         .stamping
         .stats()
@@ -297,11 +309,14 @@ fn int_param(
     let Some(raw) = query.get(name) else {
         return Ok(default);
     };
-    let value: i64 = raw
-        .parse()
-        .map_err(|_| ApiError::validation(name, format!("{name} must be an integer, got {raw:?}")))?;
+    let value: i64 = raw.parse().map_err(|_| {
+        ApiError::validation(name, format!("{name} must be an integer, got {raw:?}"))
+    })?;
     if value < min || value > max {
-        return Err(ApiError::validation(name, format!("{name} must be between {min} and {max}")));
+        return Err(ApiError::validation(
+            name,
+            format!("{name} must be between {min} and {max}"),
+        ));
     }
     Ok(value)
 }
@@ -325,7 +340,9 @@ pub async fn list_namespace(
     path: web::Path<String>,
     req: HttpRequest,
 ) -> Result<HttpResponse, ApiError> {
-    let namespace = state.stamping.namespace(Some(&path.into_inner()), "namespace")?;
+    let namespace = state
+        .stamping
+        .namespace(Some(&path.into_inner()), "namespace")?;
     let query = parse_query(&req)?;
     let limit = int_param(&query, "limit", 50, 1, 1000)?;
     let offset = int_param(&query, "offset", 0, 0, i64::MAX / 2)?;
@@ -355,7 +372,10 @@ pub async fn list_namespace(
         (status = 422, description = "Every item failed, or VALIDATION_ERROR"),
     )
 )]
-pub async fn batch(state: web::Data<AppState>, body: ValidJson<BatchRequest>) -> Result<HttpResponse, ApiError> {
+pub async fn batch(
+    state: web::Data<AppState>,
+    body: ValidJson<BatchRequest>,
+) -> Result<HttpResponse, ApiError> {
     let req = body.0;
     let svc = &state.stamping;
     let default_ns = svc.namespace(req.namespace.as_deref(), "namespace")?;
@@ -409,7 +429,10 @@ pub async fn batch(state: web::Data<AppState>, body: ValidJson<BatchRequest>) ->
     let elapsed_ms;
     if !items.is_empty() {
         let outcome = svc
-            .batch(items.into_iter().map(|(_, b)| b).collect(), RequestCtx::correlation_uuid())
+            .batch(
+                items.into_iter().map(|(_, b)| b).collect(),
+                RequestCtx::correlation_uuid(),
+            )
             .await?;
         elapsed_ms = outcome.elapsed.as_secs_f64() * 1000.0;
         for (pos, (id, result)) in positions.into_iter().zip(outcome.results) {
@@ -435,17 +458,29 @@ pub async fn batch(state: web::Data<AppState>, body: ValidJson<BatchRequest>) ->
     let results: Vec<BatchItemResult> = results.into_iter().flatten().collect();
     let successful = results.iter().filter(|r| r.success).count();
     let failed = results.len() - successful;
-    let errors: Vec<_> = results.iter().filter_map(|r| r.error.as_ref()).map(|e| super::envelope::ErrorDetail {
-        code: e.code.clone(),
-        field: e.field.clone(),
-        message: e.message.clone(),
-    }).collect();
+    let errors: Vec<_> = results
+        .iter()
+        .filter_map(|r| r.error.as_ref())
+        .map(|e| super::envelope::ErrorDetail {
+            code: e.code.clone(),
+            field: e.field.clone(),
+            message: e.message.clone(),
+        })
+        .collect();
     let (status, kind, message) = if failed == 0 {
         (StatusCode::OK, EnvelopeStatus::Success, None)
     } else if successful > 0 {
-        (StatusCode::OK, EnvelopeStatus::Partial, Some(format!("{failed} of {} items failed", results.len())))
+        (
+            StatusCode::OK,
+            EnvelopeStatus::Partial,
+            Some(format!("{failed} of {} items failed", results.len())),
+        )
     } else {
-        (StatusCode::UNPROCESSABLE_ENTITY, EnvelopeStatus::Error, Some("every item failed".to_owned()))
+        (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            EnvelopeStatus::Error,
+            Some("every item failed".to_owned()),
+        )
     };
     Ok(respond(
         status,
@@ -487,7 +522,9 @@ pub async fn validate_protocol(
     state: web::Data<AppState>,
     body: ValidJson<ProtocolRequest>,
 ) -> Result<HttpResponse, ApiError> {
-    state.stamping.check_content_size("content", &body.0.content)?;
+    state
+        .stamping
+        .check_content_size("content", &body.0.content)?;
     let report = check_compliance(&body.0.content);
     Ok(ok(ProtocolResponse {
         protocol: PROTOCOL,

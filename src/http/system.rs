@@ -137,10 +137,13 @@ pub async fn metrics_json(state: web::Data<AppState>) -> HttpResponse {
     .await
     .ok()
     .and_then(|r| r.ok());
-    let outbox = tokio::time::timeout(Duration::from_millis(500), crate::store::outbox::backlog(&state.db))
-        .await
-        .ok()
-        .and_then(|r| r.ok());
+    let outbox = tokio::time::timeout(
+        Duration::from_millis(500),
+        crate::store::outbox::backlog(&state.db),
+    )
+    .await
+    .ok()
+    .and_then(|r| r.ok());
     let commits = stats.commits.load(Relaxed);
     let rows = stats.committed_rows.load(Relaxed);
     ok(json!({
@@ -187,7 +190,11 @@ pub async fn metrics_prometheus(state: web::Data<AppState>) -> HttpResponse {
     metrics::gauge!("db_pool_in_use").set(pool.in_use() as f64);
     metrics::gauge!("db_pool_waiting").set(pool.waiting as f64);
     metrics::gauge!("db_pool_saturation").set(pool.saturation());
-    metrics::gauge!("db_breaker_open").set(if state.db.breaker().state() == BreakerState::Closed { 0.0 } else { 1.0 });
+    metrics::gauge!("db_breaker_open").set(if state.db.breaker().state() == BreakerState::Closed {
+        0.0
+    } else {
+        1.0
+    });
     metrics::gauge!("process_uptime_seconds").set(state.started.elapsed().as_secs_f64());
     HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4")

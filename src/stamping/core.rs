@@ -379,7 +379,11 @@ mod tests {
         let kinds: Vec<_> = found.iter().map(|s| s.stamp_type).collect();
         assert_eq!(
             kinds,
-            [StampType::Lightweight, StampType::Lightweight, StampType::Rich]
+            [
+                StampType::Lightweight,
+                StampType::Lightweight,
+                StampType::Rich
+            ]
         );
         assert!(validate(&third.stamped_content, None).is_valid);
     }
@@ -396,7 +400,8 @@ mod tests {
 
     #[test]
     fn validation_with_and_without_expected_hash() {
-        let stamped = render_stamp("Hello, World!", StampType::Lightweight, &fixed()).stamped_content;
+        let stamped =
+            render_stamp("Hello, World!", StampType::Lightweight, &fixed()).stamped_content;
         let v = validate(&stamped, None);
         assert!(v.is_valid);
         assert_eq!(v.current_hash, HELLO_HASH);

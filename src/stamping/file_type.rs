@@ -22,7 +22,8 @@ impl FileType {
 }
 
 const DOCUMENT_EXTENSIONS: &[&str] = &[
-    "pdf", "doc", "docx", "txt", "md", "py", "js", "json", "yaml", "yml", // the original's list
+    "pdf", "doc", "docx", "txt", "md", "py", "js", "json", "yaml",
+    "yml", // the original's list
     "rs", "ts", "tsx", "jsx", "go", "java", "kt", "c", "h", "cpp", "hpp", "cs", "rb", "php", "sh",
     "toml", "ini", "cfg", "xml", "html", "htm", "css", "sql", "csv", "rst", "tex", "odt", "rtf",
 ];

@@ -24,8 +24,12 @@ impl Namespace {
         if s.len() > MAX_NAMESPACE_LEN {
             return Err(NamespaceError::TooLong);
         }
-        let segment_ok =
-            |seg: &str| !seg.is_empty() && seg.bytes().all(|b| matches!(b, b'a'..=b'z' | b'0'..=b'9' | b'_'));
+        let segment_ok = |seg: &str| {
+            !seg.is_empty()
+                && seg
+                    .bytes()
+                    .all(|b| matches!(b, b'a'..=b'z' | b'0'..=b'9' | b'_'))
+        };
         if !s.split('.').all(segment_ok) {
             return Err(NamespaceError::Pattern);
         }
@@ -65,7 +69,10 @@ mod tests {
         for (bad, err) in cases {
             assert_eq!(Namespace::parse(bad), Err(err), "{bad}");
         }
-        assert_eq!(Namespace::parse(&"a".repeat(256)), Err(NamespaceError::TooLong));
+        assert_eq!(
+            Namespace::parse(&"a".repeat(256)),
+            Err(NamespaceError::TooLong)
+        );
         assert!(Namespace::parse(&"a".repeat(255)).is_ok());
     }
 }

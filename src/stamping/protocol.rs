@@ -60,7 +60,10 @@ fn check_stamp(index: usize, stamp: &ExtractedStamp, current_hash: &str) -> Vec<
                 .bytes()
                 .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') =>
         {
-            issue("INVALID_UID", format!("uid {uid:?} has characters outside [A-Za-z0-9_-]"))
+            issue(
+                "INVALID_UID",
+                format!("uid {uid:?} has characters outside [A-Za-z0-9_-]"),
+            )
         }
         Some(_) => {}
     }
@@ -78,14 +81,18 @@ fn check_stamp(index: usize, stamp: &ExtractedStamp, current_hash: &str) -> Vec<
     }
     match stamp.timestamp.as_deref() {
         None => issue("MISSING_TIMESTAMP", "stamp has no timestamp".into()),
-        Some(ts) if chrono::DateTime::parse_from_rfc3339(ts).is_err() => {
-            issue("INVALID_TIMESTAMP", format!("timestamp {ts:?} is not RFC 3339"))
-        }
+        Some(ts) if chrono::DateTime::parse_from_rfc3339(ts).is_err() => issue(
+            "INVALID_TIMESTAMP",
+            format!("timestamp {ts:?} is not RFC 3339"),
+        ),
         Some(_) => {}
     }
     if stamp.stamp_type == StampType::Rich {
         if stamp.field("protocol_version").is_none() {
-            issue("MISSING_PROTOCOL_VERSION", "rich stamp has no protocol_version".into());
+            issue(
+                "MISSING_PROTOCOL_VERSION",
+                "rich stamp has no protocol_version".into(),
+            );
         }
         if stamp.field("algorithm") != Some("BLAKE3") {
             issue(
@@ -127,10 +134,12 @@ pub fn check_compliance(content: &str) -> ComplianceReport {
         recommendations.push("Use BLAKE3-256 hashes in lowercase hex (64 characters)".into());
     }
     if codes("INVALID_TIMESTAMP") || codes("MISSING_TIMESTAMP") {
-        recommendations.push("Use RFC 3339 UTC timestamps, e.g. 2025-01-01T12:00:00.000000+00:00".into());
+        recommendations
+            .push("Use RFC 3339 UTC timestamps, e.g. 2025-01-01T12:00:00.000000+00:00".into());
     }
     if codes("MISSING_PROTOCOL_VERSION") || codes("INVALID_INTEGRITY_ALGORITHM") {
-        recommendations.push("Rich stamps need protocol_version and integrity.algorithm: BLAKE3".into());
+        recommendations
+            .push("Rich stamps need protocol_version and integrity.algorithm: BLAKE3".into());
     }
     if codes("MISSING_UID") || codes("INVALID_UID") {
         recommendations.push("Give every stamp a uid of [A-Za-z0-9_-] (a UUID works)".into());

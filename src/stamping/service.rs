@@ -284,7 +284,8 @@ impl StampingService {
             content_type: meta.content_type.as_deref(),
             file_path: cmd.file_path.as_deref(),
         };
-        let rendered = core::render_stamp_with_hash(&cmd.content, canonical, cmd.stamp_type, &input);
+        let rendered =
+            core::render_stamp_with_hash(&cmd.content, canonical, cmd.stamp_type, &input);
         let file_type = classify(cmd.file_path.as_deref(), meta.content_type.as_deref());
         let now = Utc::now();
         let id = Uuid::new_v4();
@@ -369,7 +370,8 @@ impl StampingService {
         self.check_content_size("content", &cmd.content)?;
         let (canonical, hash_time) = Self::canonical_hash(&cmd.content).await;
         self.inner.stats.hash_latency.record(hash_time);
-        let (rendered, pending, file_type) = self.prepare(&cmd, &canonical, correlation_id, "metadata")?;
+        let (rendered, pending, file_type) =
+            self.prepare(&cmd, &canonical, correlation_id, "metadata")?;
         let mut stored = self.write_and_wait(vec![pending], Vec::new()).await?;
         let Some(stored) = stored.pop() else {
             return Err(StoreError::Failed("write returned no row".into()).into());
@@ -422,13 +424,20 @@ impl StampingService {
         let mut pending = Vec::new();
         for (i, item) in items.into_iter().enumerate() {
             let field = format!("items[{}]", item.index);
-            let prepared_item = match self.check_content_size(&format!("{field}.content"), &item.command.content) {
+            let prepared_item = match self
+                .check_content_size(&format!("{field}.content"), &item.command.content)
+            {
                 Err(e) => Err(e),
                 Ok(()) => {
                     let (canonical, hash_time) = Self::canonical_hash(&item.command.content).await;
                     self.inner.stats.hash_latency.record(hash_time);
-                    self.prepare(&item.command, &canonical, correlation_id, &format!("{field}.metadata"))
-                        .map(|p| (p, hash_time))
+                    self.prepare(
+                        &item.command,
+                        &canonical,
+                        correlation_id,
+                        &format!("{field}.metadata"),
+                    )
+                    .map(|p| (p, hash_time))
                 }
             };
             match prepared_item {
@@ -531,13 +540,22 @@ impl StampingService {
                 .increment(1);
             tracing::warn!(error = %e, "validation event not recorded: writer queue full");
         }
-        Ok(ValidateOutcome { validation, elapsed })
+        Ok(ValidateOutcome {
+            validation,
+            elapsed,
+        })
     }
 
-    pub async fn find(&self, file_hash: &str, namespace: Option<&Namespace>) -> Result<Option<StampRecord>, StampingError> {
-        Ok(stamps::find_by_hash(&self.inner.db, file_hash, namespace.map(|n| n.as_str()))
-            .await?
-            .map(StampRecord::from))
+    pub async fn find(
+        &self,
+        file_hash: &str,
+        namespace: Option<&Namespace>,
+    ) -> Result<Option<StampRecord>, StampingError> {
+        Ok(
+            stamps::find_by_hash(&self.inner.db, file_hash, namespace.map(|n| n.as_str()))
+                .await?
+                .map(StampRecord::from),
+        )
     }
 
     pub async fn list(
@@ -546,7 +564,8 @@ impl StampingService {
         limit: i64,
         offset: i64,
     ) -> Result<(Vec<StampRecord>, i64), StampingError> {
-        let (rows, total) = stamps::list_namespace(&self.inner.db, namespace.as_str(), limit, offset).await?;
+        let (rows, total) =
+            stamps::list_namespace(&self.inner.db, namespace.as_str(), limit, offset).await?;
         Ok((rows.into_iter().map(StampRecord::from).collect(), total))
     }
 }
@@ -588,13 +607,19 @@ impl StampMetadata {
             content_type: text("content_type")?,
         };
         if let Some(uid) = &m.uid {
-            if uid.is_empty() || !uid.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') {
+            if uid.is_empty()
+                || !uid
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+            {
                 return Err(bad("uid", "must be non-empty [A-Za-z0-9_-]"));
             }
         }
         if let Some(ts) = &m.timestamp {
             if chrono::DateTime::parse_from_rfc3339(ts).is_err()
-                || !ts.bytes().all(|b| b.is_ascii_digit() || b"T:-+.".contains(&b))
+                || !ts
+                    .bytes()
+                    .all(|b| b.is_ascii_digit() || b"T:-+.".contains(&b))
             {
                 return Err(bad(
                     "timestamp",
@@ -608,7 +633,10 @@ impl StampMetadata {
             ("protocol_version", &m.protocol_version),
             ("content_type", &m.content_type),
         ] {
-            if value.as_deref().is_some_and(|v| v.contains(['\n', '\r', ','])) {
+            if value
+                .as_deref()
+                .is_some_and(|v| v.contains(['\n', '\r', ',']))
+            {
                 return Err(bad(key, "must not contain line breaks or commas"));
             }
         }

@@ -99,9 +99,15 @@ impl Breaker {
     }
 
     pub fn record_failure(&self) {
-        let failures = self.inner.consecutive_failures.fetch_add(1, Ordering::AcqRel) + 1;
+        let failures = self
+            .inner
+            .consecutive_failures
+            .fetch_add(1, Ordering::AcqRel)
+            + 1;
         let state = self.state();
-        if state == BreakerState::HalfOpen || (state == BreakerState::Closed && failures >= self.inner.threshold) {
+        if state == BreakerState::HalfOpen
+            || (state == BreakerState::Closed && failures >= self.inner.threshold)
+        {
             self.inner.opened_at.store(self.now(), Ordering::Release);
             self.inner.opened_total.fetch_add(1, Ordering::Relaxed);
             metrics::counter!("db_breaker_opened_total").increment(1);

@@ -102,6 +102,8 @@ enum PoolKind {
 }
 
 /// A pooled connection of either backend; use with [`db_run!`].
+// Lives on the stack for one operation; boxing would cost an allocation per checkout.
+#[allow(clippy::large_enum_variant)]
 pub enum DbConn {
     Pg(Object<AsyncPgConnection>),
     Sqlite(Object<SqliteConn>),
@@ -334,7 +336,10 @@ impl Db {
     }
 }
 
-fn establish_sqlite(path: String, busy_ms: u64) -> BoxFuture<'static, diesel::ConnectionResult<SqliteConn>> {
+fn establish_sqlite(
+    path: String,
+    busy_ms: u64,
+) -> BoxFuture<'static, diesel::ConnectionResult<SqliteConn>> {
     async move {
         let mut conn = SqliteConn::establish(&path).await?;
         // WAL + synchronous=FULL: a committed stamp survives a crash or power loss; group commit keeps

@@ -50,11 +50,17 @@ pub(crate) async fn insert_rows<C: InsertOutbox>(
 }
 
 pub(crate) trait InsertOutbox {
-    async fn insert_outbox(&mut self, events: &[NewOutboxEvent]) -> Result<(), diesel::result::Error>;
+    async fn insert_outbox(
+        &mut self,
+        events: &[NewOutboxEvent],
+    ) -> Result<(), diesel::result::Error>;
 }
 impl InsertOutbox for diesel_async::AsyncPgConnection {
     /// Multi-row INSERTs, 500 rows (3000 bind parameters) each.
-    async fn insert_outbox(&mut self, events: &[NewOutboxEvent]) -> Result<(), diesel::result::Error> {
+    async fn insert_outbox(
+        &mut self,
+        events: &[NewOutboxEvent],
+    ) -> Result<(), diesel::result::Error> {
         for chunk in events.chunks(500) {
             diesel::insert_into(event_outbox::table)
                 .values(chunk)
@@ -66,7 +72,10 @@ impl InsertOutbox for diesel_async::AsyncPgConnection {
 }
 impl InsertOutbox for super::SqliteConn {
     /// One statement per row: in-process calls inside the caller's transaction.
-    async fn insert_outbox(&mut self, events: &[NewOutboxEvent]) -> Result<(), diesel::result::Error> {
+    async fn insert_outbox(
+        &mut self,
+        events: &[NewOutboxEvent],
+    ) -> Result<(), diesel::result::Error> {
         for event in events {
             diesel::insert_into(event_outbox::table)
                 .values(event)
@@ -146,10 +155,11 @@ macro_rules! mark_sent {
     ($conn:expr, $seqs:expr, $now:expr) => {{
         let mut result: Result<(), diesel::result::Error> = Ok(());
         for chunk in $seqs.chunks(1000) {
-            if let Err(e) = diesel::update(event_outbox::table.filter(event_outbox::seq.eq_any(chunk)))
-                .set(event_outbox::sent_at.eq(Some($now)))
-                .execute($conn)
-                .await
+            if let Err(e) =
+                diesel::update(event_outbox::table.filter(event_outbox::seq.eq_any(chunk)))
+                    .set(event_outbox::sent_at.eq(Some($now)))
+                    .execute($conn)
+                    .await
             {
                 result = Err(e);
                 break;
@@ -161,7 +171,10 @@ macro_rules! mark_sent {
 use mark_sent;
 
 /// Delete sent rows older than `older_than`.
-pub async fn prune_sent(db: &Db, older_than: chrono::DateTime<chrono::Utc>) -> Result<usize, StoreError> {
+pub async fn prune_sent(
+    db: &Db,
+    older_than: chrono::DateTime<chrono::Utc>,
+) -> Result<usize, StoreError> {
     let mut conn = db.conn().await?;
     let cutoff = DbTs(older_than);
     let result = db_run!(conn, {

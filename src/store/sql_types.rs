@@ -117,6 +117,8 @@ impl ToSql<sql::Ts, Sqlite> for DbTs {
 impl FromSql<sql::Ts, Sqlite> for DbTs {
     fn from_sql(value: SqliteValue<'_, '_, '_>) -> deserialize::Result<Self> {
         let text = sqlite_text(value)?;
-        Ok(DbTs(DateTime::parse_from_rfc3339(&text)?.with_timezone(&Utc)))
+        Ok(DbTs(
+            DateTime::parse_from_rfc3339(&text)?.with_timezone(&Utc),
+        ))
     }
 }

@@ -80,37 +80,35 @@ pub async fn insert_batch(
     let mut conn = db.conn().await?;
     let result: Result<(Vec<StampRow>, Vec<StampRow>), diesel::result::Error> = db_run!(conn, {
         conn.transaction(async |conn| {
-            {
-                let inserted: Vec<StampRow> = insert_ignoring_conflicts(conn, &to_insert).await?;
-                let inserted_keys: std::collections::HashSet<(&str, &str)> = inserted
-                    .iter()
-                    .map(|r| (r.namespace.as_str(), r.file_hash.as_str()))
-                    .collect();
-                let missing: Vec<&StampRow> = to_insert
-                    .iter()
-                    .filter(|r| !inserted_keys.contains(&(r.namespace.as_str(), r.file_hash.as_str())))
-                    .collect();
-                let existing = if missing.is_empty() {
-                    Vec::new()
-                } else {
-                    let hashes: Vec<&str> = missing.iter().map(|r| r.file_hash.as_str()).collect();
-                    let namespaces: Vec<&str> = missing.iter().map(|r| r.namespace.as_str()).collect();
-                    metadata_stamps::table
-                        .filter(metadata_stamps::file_hash.eq_any(&hashes))
-                        .filter(metadata_stamps::namespace.eq_any(&namespaces))
-                        .select(StampRow::as_select())
-                        .load::<StampRow>(conn)
-                        .await?
-                };
-                let mut events: Vec<NewOutboxEvent> = extra_events;
-                for row in &inserted {
-                    if let Some(evs) = on_create.get(&(row.namespace.clone(), row.file_hash.clone())) {
-                        events.extend(evs.iter().cloned());
-                    }
+            let inserted: Vec<StampRow> = insert_ignoring_conflicts(conn, &to_insert).await?;
+            let inserted_keys: std::collections::HashSet<(&str, &str)> = inserted
+                .iter()
+                .map(|r| (r.namespace.as_str(), r.file_hash.as_str()))
+                .collect();
+            let missing: Vec<&StampRow> = to_insert
+                .iter()
+                .filter(|r| !inserted_keys.contains(&(r.namespace.as_str(), r.file_hash.as_str())))
+                .collect();
+            let existing = if missing.is_empty() {
+                Vec::new()
+            } else {
+                let hashes: Vec<&str> = missing.iter().map(|r| r.file_hash.as_str()).collect();
+                let namespaces: Vec<&str> = missing.iter().map(|r| r.namespace.as_str()).collect();
+                metadata_stamps::table
+                    .filter(metadata_stamps::file_hash.eq_any(&hashes))
+                    .filter(metadata_stamps::namespace.eq_any(&namespaces))
+                    .select(StampRow::as_select())
+                    .load::<StampRow>(conn)
+                    .await?
+            };
+            let mut events: Vec<NewOutboxEvent> = extra_events;
+            for row in &inserted {
+                if let Some(evs) = on_create.get(&(row.namespace.clone(), row.file_hash.clone())) {
+                    events.extend(evs.iter().cloned());
                 }
-                super::outbox::insert_rows(conn, &events).await?;
-                Ok((inserted, existing))
             }
+            super::outbox::insert_rows(conn, &events).await?;
+            Ok((inserted, existing))
         })
         .await
     });
@@ -188,15 +186,24 @@ async fn insert_ignoring_conflicts_sqlite(
 
 /// Dispatch for the two backend-specific insert paths above.
 trait InsertIgnoringConflicts {
-    async fn insert_stamps(&mut self, rows: &[StampRow]) -> Result<Vec<StampRow>, diesel::result::Error>;
+    async fn insert_stamps(
+        &mut self,
+        rows: &[StampRow],
+    ) -> Result<Vec<StampRow>, diesel::result::Error>;
 }
 impl InsertIgnoringConflicts for diesel_async::AsyncPgConnection {
-    async fn insert_stamps(&mut self, rows: &[StampRow]) -> Result<Vec<StampRow>, diesel::result::Error> {
+    async fn insert_stamps(
+        &mut self,
+        rows: &[StampRow],
+    ) -> Result<Vec<StampRow>, diesel::result::Error> {
         insert_ignoring_conflicts_pg(self, rows).await
     }
 }
 impl InsertIgnoringConflicts for super::SqliteConn {
-    async fn insert_stamps(&mut self, rows: &[StampRow]) -> Result<Vec<StampRow>, diesel::result::Error> {
+    async fn insert_stamps(
+        &mut self,
+        rows: &[StampRow],
+    ) -> Result<Vec<StampRow>, diesel::result::Error> {
         insert_ignoring_conflicts_sqlite(self, rows).await
     }
 }
@@ -246,7 +253,10 @@ pub async fn list_namespace(
             .await?;
         let rows = metadata_stamps::table
             .filter(metadata_stamps::namespace.eq(namespace))
-            .order((metadata_stamps::created_at.desc(), metadata_stamps::id.desc()))
+            .order((
+                metadata_stamps::created_at.desc(),
+                metadata_stamps::id.desc(),
+            ))
             .limit(limit)
             .offset(offset)
             .select(StampRow::as_select())

@@ -18,7 +18,8 @@ pub enum Backend {
 }
 
 pub fn pg_server_url() -> String {
-    std::env::var("OMNINODE_TEST_PG_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".into())
+    std::env::var("OMNINODE_TEST_PG_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".into())
 }
 
 /// A fresh, empty database URL for `backend`. Keeps the temp dir alive in the returned guard.
@@ -35,15 +36,24 @@ impl FreshDb {
             Backend::Sqlite => {
                 let dir = tempfile::tempdir().expect("tempdir");
                 let url = format!("sqlite://{}", dir.path().join("test.db").display());
-                FreshDb { url, backend, _dir: Some(dir), pg_name: None }
+                FreshDb {
+                    url,
+                    backend,
+                    _dir: Some(dir),
+                    pg_name: None,
+                }
             }
             Backend::Postgres => {
                 let name = format!("omninode_test_{}", uuid::Uuid::new_v4().simple());
                 let admin = format!("{}/postgres", pg_server_url());
                 let mut conn = AsyncPgConnection::establish(&admin)
                     .await
-                    .unwrap_or_else(|e| panic!("PostgreSQL at {admin} is required for the tests: {e}"));
-                conn.batch_execute(&format!("CREATE DATABASE {name}")).await.expect("create database");
+                    .unwrap_or_else(|e| {
+                        panic!("PostgreSQL at {admin} is required for the tests: {e}")
+                    });
+                conn.batch_execute(&format!("CREATE DATABASE {name}"))
+                    .await
+                    .expect("create database");
                 FreshDb {
                     url: format!("{}/{name}", pg_server_url()),
                     backend,
@@ -130,12 +140,23 @@ impl TestApp {
     }
 
     pub async fn post_json(&self, path: &str, body: &Value) -> (u16, Value) {
-        let res = self.client.post(self.api(path)).json(body).send().await.expect("request");
+        let res = self
+            .client
+            .post(self.api(path))
+            .json(body)
+            .send()
+            .await
+            .expect("request");
         let status = res.status().as_u16();
         (status, res.json().await.expect("json body"))
     }
 
-    pub async fn post_raw(&self, path: &str, content_type: &str, body: impl Into<reqwest::Body>) -> (u16, Value) {
+    pub async fn post_raw(
+        &self,
+        path: &str,
+        content_type: &str,
+        body: impl Into<reqwest::Body>,
+    ) -> (u16, Value) {
         let res = self
             .client
             .post(self.api(path))
@@ -149,7 +170,12 @@ impl TestApp {
     }
 
     pub async fn get(&self, path: &str) -> (u16, Value) {
-        let res = self.client.get(self.api(path)).send().await.expect("request");
+        let res = self
+            .client
+            .get(self.api(path))
+            .send()
+            .await
+            .expect("request");
         let status = res.status().as_u16();
         (status, res.json().await.expect("json body"))
     }
@@ -166,7 +192,10 @@ impl TestApp {
 /// Assert the unified envelope shape and return `data`.
 pub fn assert_envelope(body: &Value) {
     for key in ["status", "data", "error", "message", "metadata"] {
-        assert!(body.get(key).is_some(), "envelope key {key} missing in {body}");
+        assert!(
+            body.get(key).is_some(),
+            "envelope key {key} missing in {body}"
+        );
     }
 }
 
@@ -180,7 +209,12 @@ pub fn assert_error(status: u16, body: &Value, want_status: u16, code: &str, fie
     if let Some(f) = field {
         assert_eq!(body["error"][0]["field"], f, "{body}");
     }
-    assert!(body["error"][0]["message"].as_str().is_some_and(|m| !m.is_empty()), "{body}");
+    assert!(
+        body["error"][0]["message"]
+            .as_str()
+            .is_some_and(|m| !m.is_empty()),
+        "{body}"
+    );
 }
 
 /// Generate one `#[tokio::test]` per backend for each listed scenario `async fn name(Backend)`.
