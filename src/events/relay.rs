@@ -1,6 +1,5 @@
 //! The outbox relay: wakes when a transaction with events commits (or every second, to pick up rows
-//! of other instances and retries), publishes unsent rows in `seq` order, marks them sent, and prunes
-//! sent rows after an hour.
+//! of other instances and retries), publishes the oldest rows in `seq` order and deletes them.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -15,7 +14,6 @@ use crate::store::{outbox, Db};
 const BATCH: i64 = 500;
 
 pub async fn run(db: Db, bus: EventBus, wake: Arc<Notify>, shutdown: CancellationToken) {
-    let mut last_prune = std::time::Instant::now();
     loop {
         let published = publish_pending(&db, &bus).await;
         match published {
@@ -24,13 +22,6 @@ pub async fn run(db: Db, bus: EventBus, wake: Arc<Notify>, shutdown: Cancellatio
             Err(e) => {
                 metrics::counter!("outbox_relay_errors_total").increment(1);
                 tracing::warn!(error = %e, "outbox relay failed; retrying");
-            }
-        }
-        if last_prune.elapsed() > Duration::from_secs(60) {
-            last_prune = std::time::Instant::now();
-            let cutoff = chrono::Utc::now() - chrono::Duration::hours(1);
-            if let Err(e) = outbox::prune_sent(&db, cutoff).await {
-                tracing::debug!(error = %e, "outbox prune failed");
             }
         }
         tokio::select! {

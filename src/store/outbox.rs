@@ -1,6 +1,6 @@
 //! `event_outbox`, owned by the event backbone: rows are written in the same transaction as the state
-//! change that causes them; the relay (`crate::events::relay`) claims unsent rows in order, publishes
-//! them and marks them sent.
+//! change that causes them; the relay (`crate::events::relay`) claims the oldest rows in order,
+//! publishes them and deletes them. A row in the table is an event not yet published.
 
 use diesel::prelude::*;
 use diesel_async::{AsyncConnection, RunQueryDsl};
@@ -20,7 +20,7 @@ pub struct NewOutboxEvent {
     pub created_at: DbTs,
 }
 
-#[derive(Debug, Clone, Queryable, Selectable)]
+#[derive(Debug, Clone, Queryable, QueryableByName, Selectable)]
 #[diesel(table_name = event_outbox)]
 pub struct OutboxRow {
     pub seq: i64,
@@ -86,42 +86,45 @@ impl InsertOutbox for super::SqliteConn {
     }
 }
 
-/// Run `publish` over the oldest unsent rows (at most `limit`), then mark the published ones sent.
+/// Run `publish` over the oldest unsent rows (at most `limit`), then delete the published ones.
 ///
-/// PostgreSQL: the rows are claimed with `FOR UPDATE SKIP LOCKED` inside one transaction, so several
-/// instances never publish the same row concurrently. SQLite (one process, one relay): read, publish,
-/// then mark in an autocommit `UPDATE`; holding a read transaction across the publish would make the
-/// later write fail with `SQLITE_BUSY_SNAPSHOT` whenever a stamp commit came in between. If `publish`
-/// fails, nothing is marked and the rows are retried; a crash after publishing but before marking
-/// republishes them (consumers dedupe on `event_id`).
+/// PostgreSQL: one transaction `DELETE … WHERE seq IN (SELECT … FOR UPDATE SKIP LOCKED) RETURNING *`,
+/// publish, commit: several instances never publish the same row concurrently, and if `publish` fails
+/// the transaction rolls back and the rows stay. SQLite (one process, one relay): read, publish, then
+/// delete in autocommit statements; holding a read transaction across the publish would make the later
+/// write fail with `SQLITE_BUSY_SNAPSHOT` whenever a stamp commit came in between. A crash after
+/// publishing but before the delete republishes the rows; consumers dedupe on `event_id`.
 pub async fn relay_batch<F, Fut>(db: &Db, limit: i64, publish: F) -> Result<usize, StoreError>
 where
     F: FnOnce(Vec<OutboxRow>) -> Fut + Send,
     Fut: std::future::Future<Output = Result<Vec<i64>, String>> + Send,
 {
     let mut conn = db.conn().await?;
-    let now = DbTs(chrono::Utc::now());
     let result: Result<usize, diesel::result::Error> = match &mut conn {
         super::DbConn::Pg(conn) => {
             let conn: &mut diesel_async::AsyncPgConnection = conn;
             conn.transaction(async |conn| {
-                let rows: Vec<OutboxRow> = event_outbox::table
-                    .filter(event_outbox::sent_at.is_null())
-                    .order(event_outbox::seq.asc())
-                    .limit(limit)
-                    .for_update()
-                    .skip_locked()
-                    .select(OutboxRow::as_select())
-                    .load(conn)
-                    .await?;
+                let mut rows: Vec<OutboxRow> = diesel::sql_query(
+                    "DELETE FROM event_outbox WHERE seq IN \
+                     (SELECT seq FROM event_outbox ORDER BY seq LIMIT $1 FOR UPDATE SKIP LOCKED) \
+                     RETURNING seq, event_id, topic, partition_key, envelope, created_at",
+                )
+                .bind::<diesel::sql_types::BigInt, _>(limit)
+                .load(conn)
+                .await?;
                 if rows.is_empty() {
                     return Ok(0);
                 }
+                rows.sort_by_key(|r| r.seq);
+                let n = rows.len();
                 let sent = publish(rows)
                     .await
                     .map_err(|e| diesel::result::Error::QueryBuilderError(e.into()))?;
-                mark_sent!(conn, &sent, now)?;
-                Ok(sent.len())
+                if sent.len() != n {
+                    // Keep per-key order: a partial publish is retried as a whole.
+                    return Err(diesel::result::Error::RollbackTransaction);
+                }
+                Ok(n)
             })
             .await
         }
@@ -129,7 +132,6 @@ where
             let conn: &mut super::SqliteConn = conn;
             async {
                 let rows: Vec<OutboxRow> = event_outbox::table
-                    .filter(event_outbox::sent_at.is_null())
                     .order(event_outbox::seq.asc())
                     .limit(limit)
                     .select(OutboxRow::as_select())
@@ -141,7 +143,11 @@ where
                 let sent = publish(rows)
                     .await
                     .map_err(|e| diesel::result::Error::QueryBuilderError(e.into()))?;
-                mark_sent!(conn, &sent, now)?;
+                for chunk in sent.chunks(1000) {
+                    diesel::delete(event_outbox::table.filter(event_outbox::seq.eq_any(chunk)))
+                        .execute(conn)
+                        .await?;
+                }
                 Ok(sent.len())
             }
             .await
@@ -150,56 +156,15 @@ where
     db.observe(result.map_err(StoreError::from))
 }
 
-/// `UPDATE … SET sent_at` for the published rows, in chunks; the same SQL on both backends.
-macro_rules! mark_sent {
-    ($conn:expr, $seqs:expr, $now:expr) => {{
-        let mut result: Result<(), diesel::result::Error> = Ok(());
-        for chunk in $seqs.chunks(1000) {
-            if let Err(e) =
-                diesel::update(event_outbox::table.filter(event_outbox::seq.eq_any(chunk)))
-                    .set(event_outbox::sent_at.eq(Some($now)))
-                    .execute($conn)
-                    .await
-            {
-                result = Err(e);
-                break;
-            }
-        }
-        result
-    }};
-}
-use mark_sent;
-
-/// Delete sent rows older than `older_than`.
-pub async fn prune_sent(
-    db: &Db,
-    older_than: chrono::DateTime<chrono::Utc>,
-) -> Result<usize, StoreError> {
-    let mut conn = db.conn().await?;
-    let cutoff = DbTs(older_than);
-    let result = db_run!(conn, {
-        diesel::delete(
-            event_outbox::table
-                .filter(event_outbox::sent_at.is_not_null())
-                .filter(event_outbox::sent_at.lt(cutoff)),
-        )
-        .execute(conn)
-        .await
-    });
-    db.observe(result.map_err(StoreError::from))
-}
-
 /// Unsent rows and the age of the oldest one.
 pub async fn backlog(db: &Db) -> Result<(i64, Option<chrono::DateTime<chrono::Utc>>), StoreError> {
     let mut conn = db.conn().await?;
     let result: Result<(i64, Option<DbTs>), diesel::result::Error> = db_run!(conn, {
         let count: i64 = event_outbox::table
-            .filter(event_outbox::sent_at.is_null())
             .count()
             .get_result(conn)
             .await?;
         let oldest: Option<DbTs> = event_outbox::table
-            .filter(event_outbox::sent_at.is_null())
             .order(event_outbox::seq.asc())
             .select(event_outbox::created_at)
             .first(conn)

@@ -34,7 +34,6 @@ diesel::table! {
         partition_key -> Text,
         envelope -> Json,
         created_at -> Ts,
-        sent_at -> Nullable<Ts>,
     }
 }
 

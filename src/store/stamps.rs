@@ -63,55 +63,32 @@ pub async fn insert_batch(
             .or_insert(p.on_create);
         rows.push(p.row);
     }
-    let on_create = &on_create;
     // Unique keys, sorted so concurrent transactions lock rows in one order (no deadlocks).
-    let mut unique: Vec<&StampRow> = Vec::with_capacity(rows.len());
+    let mut to_insert: Vec<StampRow> = Vec::with_capacity(rows.len());
     {
         let mut seen = std::collections::HashSet::new();
         for r in &rows {
             if seen.insert((r.namespace.as_str(), r.file_hash.as_str())) {
-                unique.push(r);
+                to_insert.push(r.clone());
             }
         }
     }
-    unique.sort_by(|a, b| (&a.namespace, &a.file_hash).cmp(&(&b.namespace, &b.file_hash)));
-    let to_insert: Vec<StampRow> = unique.into_iter().cloned().collect();
+    to_insert.sort_by(|a, b| (&a.namespace, &a.file_hash).cmp(&(&b.namespace, &b.file_hash)));
 
     let mut conn = db.conn().await?;
-    let result: Result<(Vec<StampRow>, Vec<StampRow>), diesel::result::Error> = db_run!(conn, {
-        conn.transaction(async |conn| {
-            let inserted: Vec<StampRow> = insert_ignoring_conflicts(conn, &to_insert).await?;
-            let inserted_keys: std::collections::HashSet<(&str, &str)> = inserted
-                .iter()
-                .map(|r| (r.namespace.as_str(), r.file_hash.as_str()))
-                .collect();
-            let missing: Vec<&StampRow> = to_insert
-                .iter()
-                .filter(|r| !inserted_keys.contains(&(r.namespace.as_str(), r.file_hash.as_str())))
-                .collect();
-            let existing = if missing.is_empty() {
-                Vec::new()
-            } else {
-                let hashes: Vec<&str> = missing.iter().map(|r| r.file_hash.as_str()).collect();
-                let namespaces: Vec<&str> = missing.iter().map(|r| r.namespace.as_str()).collect();
-                metadata_stamps::table
-                    .filter(metadata_stamps::file_hash.eq_any(&hashes))
-                    .filter(metadata_stamps::namespace.eq_any(&namespaces))
-                    .select(StampRow::as_select())
-                    .load::<StampRow>(conn)
-                    .await?
-            };
-            let mut events: Vec<NewOutboxEvent> = extra_events;
-            for row in &inserted {
-                if let Some(evs) = on_create.get(&(row.namespace.clone(), row.file_hash.clone())) {
-                    events.extend(evs.iter().cloned());
-                }
-            }
-            super::outbox::insert_rows(conn, &events).await?;
-            Ok((inserted, existing))
-        })
-        .await
-    });
+    let result: Result<(Vec<StampRow>, Vec<StampRow>), diesel::result::Error> = match &mut conn {
+        super::DbConn::Pg(conn) => {
+            let conn: &mut diesel_async::AsyncPgConnection = conn;
+            write_batch_pg(conn, &to_insert, extra_events, &on_create).await
+        }
+        super::DbConn::Sqlite(conn) => {
+            let conn: &mut super::SqliteConn = conn;
+            // The whole transaction runs in one blocking task: one hop to the blocking pool per
+            // batch instead of one per statement.
+            conn.spawn_blocking(move |c| sqlite_sync::write_batch(c, to_insert, extra_events, on_create))
+                .await
+        }
+    };
     let (inserted, existing) = db.observe(result.map_err(StoreError::from))?;
 
     let mut by_key: HashMap<(String, String), (StampRow, bool)> = HashMap::new();
@@ -143,75 +120,112 @@ pub async fn insert_batch(
     Ok(out)
 }
 
-/// Multi-row `INSERT … ON CONFLICT (namespace, file_hash) DO NOTHING RETURNING *` on PostgreSQL.
-async fn insert_ignoring_conflicts_pg(
+type Key = (String, String);
+
+/// PostgreSQL: multi-row `INSERT … ON CONFLICT (namespace, file_hash) DO NOTHING RETURNING *`, a
+/// lookup of the rows that already existed, and the outbox rows, in one transaction.
+async fn write_batch_pg(
     conn: &mut diesel_async::AsyncPgConnection,
-    rows: &[StampRow],
-) -> Result<Vec<StampRow>, diesel::result::Error> {
-    let mut inserted = Vec::with_capacity(rows.len());
-    // 14 bind parameters per row; stay far below PostgreSQL's 65535 limit.
-    for chunk in rows.chunks(1000) {
-        let mut got: Vec<StampRow> = diesel::insert_into(metadata_stamps::table)
-            .values(chunk)
-            .on_conflict((metadata_stamps::namespace, metadata_stamps::file_hash))
-            .do_nothing()
-            .returning(StampRow::as_returning())
-            .get_results(conn)
-            .await?;
-        inserted.append(&mut got);
-    }
-    Ok(inserted)
+    to_insert: &[StampRow],
+    extra_events: Vec<NewOutboxEvent>,
+    on_create: &HashMap<Key, Vec<NewOutboxEvent>>,
+) -> Result<(Vec<StampRow>, Vec<StampRow>), diesel::result::Error> {
+    conn.transaction(async |conn| {
+        let mut inserted = Vec::with_capacity(to_insert.len());
+        // 14 bind parameters per row; stay far below PostgreSQL's 65535 limit.
+        for chunk in to_insert.chunks(1000) {
+            let mut got: Vec<StampRow> = diesel::insert_into(metadata_stamps::table)
+                .values(chunk)
+                .on_conflict((metadata_stamps::namespace, metadata_stamps::file_hash))
+                .do_nothing()
+                .returning(StampRow::as_returning())
+                .get_results(conn)
+                .await?;
+            inserted.append(&mut got);
+        }
+        let inserted_keys: std::collections::HashSet<(&str, &str)> = inserted
+            .iter()
+            .map(|r| (r.namespace.as_str(), r.file_hash.as_str()))
+            .collect();
+        let missing: Vec<&StampRow> = to_insert
+            .iter()
+            .filter(|r| !inserted_keys.contains(&(r.namespace.as_str(), r.file_hash.as_str())))
+            .collect();
+        let existing = if missing.is_empty() {
+            Vec::new()
+        } else {
+            let hashes: Vec<&str> = missing.iter().map(|r| r.file_hash.as_str()).collect();
+            let namespaces: Vec<&str> = missing.iter().map(|r| r.namespace.as_str()).collect();
+            metadata_stamps::table
+                .filter(metadata_stamps::file_hash.eq_any(&hashes))
+                .filter(metadata_stamps::namespace.eq_any(&namespaces))
+                .select(StampRow::as_select())
+                .load::<StampRow>(conn)
+                .await?
+        };
+        let mut events: Vec<NewOutboxEvent> = extra_events;
+        for row in &inserted {
+            if let Some(evs) = on_create.get(&(row.namespace.clone(), row.file_hash.clone())) {
+                events.extend(evs.iter().cloned());
+            }
+        }
+        super::outbox::insert_rows(conn, &events).await?;
+        Ok((inserted, existing))
+    })
+    .await
 }
 
-/// SQLite: one statement per row inside the caller's transaction. Statements are in-process calls
-/// (microseconds); the cost that matters, the commit's fsync, is paid once per batch.
-async fn insert_ignoring_conflicts_sqlite(
-    conn: &mut super::SqliteConn,
-    rows: &[StampRow],
-) -> Result<Vec<StampRow>, diesel::result::Error> {
-    let mut inserted = Vec::with_capacity(rows.len());
-    for row in rows {
-        let got: Option<StampRow> = diesel::insert_into(metadata_stamps::table)
-            .values(row)
-            .on_conflict((metadata_stamps::namespace, metadata_stamps::file_hash))
-            .do_nothing()
-            .returning(StampRow::as_returning())
-            .get_result(conn)
-            .await
-            .optional()?;
-        inserted.extend(got);
-    }
-    Ok(inserted)
-}
+/// SQLite: the same writes with the synchronous diesel API, inside `BEGIN IMMEDIATE` (the write lock
+/// is taken up front, so the transaction never has to upgrade a read lock and fail with BUSY).
+mod sqlite_sync {
+    use std::collections::HashMap;
 
-/// Dispatch for the two backend-specific insert paths above.
-trait InsertIgnoringConflicts {
-    async fn insert_stamps(
-        &mut self,
-        rows: &[StampRow],
-    ) -> Result<Vec<StampRow>, diesel::result::Error>;
-}
-impl InsertIgnoringConflicts for diesel_async::AsyncPgConnection {
-    async fn insert_stamps(
-        &mut self,
-        rows: &[StampRow],
-    ) -> Result<Vec<StampRow>, diesel::result::Error> {
-        insert_ignoring_conflicts_pg(self, rows).await
+    use diesel::prelude::*;
+    use diesel::SqliteConnection;
+
+    use super::{Key, StampRow};
+    use crate::store::outbox::NewOutboxEvent;
+    use crate::store::schema::{event_outbox, metadata_stamps};
+
+    pub fn write_batch(
+        conn: &mut SqliteConnection,
+        to_insert: Vec<StampRow>,
+        mut events: Vec<NewOutboxEvent>,
+        on_create: HashMap<Key, Vec<NewOutboxEvent>>,
+    ) -> QueryResult<(Vec<StampRow>, Vec<StampRow>)> {
+        conn.immediate_transaction(|c| {
+            let mut inserted = Vec::with_capacity(to_insert.len());
+            let mut existing = Vec::new();
+            for row in &to_insert {
+                let got: Option<StampRow> = diesel::insert_into(metadata_stamps::table)
+                    .values(row)
+                    .on_conflict((metadata_stamps::namespace, metadata_stamps::file_hash))
+                    .do_nothing()
+                    .returning(StampRow::as_returning())
+                    .get_result(c)
+                    .optional()?;
+                match got {
+                    Some(r) => {
+                        if let Some(evs) = on_create.get(&(r.namespace.clone(), r.file_hash.clone())) {
+                            events.extend(evs.iter().cloned());
+                        }
+                        inserted.push(r);
+                    }
+                    None => existing.push(
+                        metadata_stamps::table
+                            .filter(metadata_stamps::namespace.eq(&row.namespace))
+                            .filter(metadata_stamps::file_hash.eq(&row.file_hash))
+                            .select(StampRow::as_select())
+                            .first(c)?,
+                    ),
+                }
+            }
+            for event in &events {
+                diesel::insert_into(event_outbox::table).values(event).execute(c)?;
+            }
+            Ok((inserted, existing))
+        })
     }
-}
-impl InsertIgnoringConflicts for super::SqliteConn {
-    async fn insert_stamps(
-        &mut self,
-        rows: &[StampRow],
-    ) -> Result<Vec<StampRow>, diesel::result::Error> {
-        insert_ignoring_conflicts_sqlite(self, rows).await
-    }
-}
-async fn insert_ignoring_conflicts<C: InsertIgnoringConflicts>(
-    conn: &mut C,
-    rows: &[StampRow],
-) -> Result<Vec<StampRow>, diesel::result::Error> {
-    conn.insert_stamps(rows).await
 }
 
 /// With a namespace: that namespace's stamp. Without: the earliest stamp of the hash.

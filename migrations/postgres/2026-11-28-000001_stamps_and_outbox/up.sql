@@ -20,14 +20,13 @@ CREATE INDEX metadata_stamps_namespace_created_idx ON metadata_stamps (namespace
 -- GET /stamp/{hash} without namespace: earliest stamp of a hash.
 CREATE INDEX metadata_stamps_file_hash_created_idx ON metadata_stamps (file_hash, created_at, id);
 
--- Transactional outbox: written in the same transaction as the state change that causes the event.
+-- Transactional outbox: written in the same transaction as the state change that causes the event;
+-- the relay deletes rows once published, so the table holds only unpublished events.
 CREATE TABLE event_outbox (
     seq           bigserial   PRIMARY KEY,
     event_id      uuid        NOT NULL UNIQUE,
     topic         text        NOT NULL,
     partition_key text        NOT NULL,
     envelope      jsonb       NOT NULL,
-    created_at    timestamptz NOT NULL DEFAULT now(),
-    sent_at       timestamptz
+    created_at    timestamptz NOT NULL DEFAULT now()
 );
-CREATE INDEX event_outbox_unsent_idx ON event_outbox (seq) WHERE sent_at IS NULL;

@@ -24,7 +24,5 @@ CREATE TABLE event_outbox (
     topic         TEXT    NOT NULL,
     partition_key TEXT    NOT NULL,
     envelope      TEXT    NOT NULL,
-    created_at    TEXT    NOT NULL,
-    sent_at       TEXT
+    created_at    TEXT    NOT NULL
 );
-CREATE INDEX event_outbox_unsent_idx ON event_outbox (seq) WHERE sent_at IS NULL;
