@@ -11,10 +11,15 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::Settings;
 use crate::events::bus::EventBus;
+use crate::events::relay::Sink;
+use crate::events::topics::traced_topics;
 use crate::events::EventFactory;
 use crate::http::AppState;
+use crate::kafka::consumer::ConsumerSpec;
+use crate::kafka::producer::KafkaPublisher;
 use crate::stamping::StampingService;
 use crate::store::Db;
+use crate::tracer::recorder::KafkaRecorder;
 
 /// Everything a running service holds.
 pub struct Services {
@@ -22,6 +27,8 @@ pub struct Services {
     shutdown: CancellationToken,
     writer: tokio::task::JoinHandle<()>,
     relay: tokio::task::JoinHandle<()>,
+    consumers: Vec<tokio::task::JoinHandle<()>>,
+    publisher: Option<KafkaPublisher>,
 }
 
 impl Services {
@@ -43,9 +50,48 @@ impl Services {
             committed.clone(),
         );
         let shutdown = CancellationToken::new();
+        let mut consumers = Vec::new();
+        let (sink, publisher) = if settings.kafka.brokers.is_empty() {
+            (Sink::InProcess(bus.clone()), None)
+        } else {
+            let publisher = KafkaPublisher::new(&settings.kafka)?;
+            if settings.kafka.create_topics {
+                let (created, existing) =
+                    crate::kafka::admin::create_topics(&settings.kafka).await?;
+                tracing::info!(
+                    created = created.len(),
+                    existing = existing.len(),
+                    "kafka topics ready"
+                );
+            }
+            let spec = ConsumerSpec {
+                group_id: format!("{}.tracer", settings.kafka.consumer_group),
+                topics: traced_topics(&settings.kafka.topic_env),
+                batch_max: 1000,
+                batch_wait: Duration::from_millis(50),
+            };
+            let kafka = settings.kafka.clone();
+            let recorder = KafkaRecorder { db: db.clone() };
+            let dlq = publisher.clone();
+            let token = shutdown.clone();
+            consumers.push(tokio::spawn(async move {
+                if let Err(e) =
+                    crate::kafka::consumer::run(&kafka, spec, recorder, dlq, token).await
+                {
+                    tracing::error!(error = %e, "event-log consumer stopped");
+                }
+            }));
+            (
+                Sink::Kafka {
+                    publisher: publisher.clone(),
+                    bus: bus.clone(),
+                },
+                Some(publisher),
+            )
+        };
         let relay = tokio::spawn(crate::events::relay::run(
             db.clone(),
-            bus.clone(),
+            sink,
             committed,
             shutdown.clone(),
         ));
@@ -61,6 +107,8 @@ impl Services {
             shutdown,
             writer,
             relay,
+            consumers,
+            publisher,
         })
     }
 
@@ -89,12 +137,20 @@ impl Services {
             shutdown,
             writer,
             relay,
+            consumers,
+            publisher,
         } = self;
         // Dropping the last AppState drops the writer's sender, ending the writer after it drains.
         drop(state);
         let _ = tokio::time::timeout(Duration::from_secs(10), writer).await;
         shutdown.cancel();
         let _ = tokio::time::timeout(Duration::from_secs(10), relay).await;
+        for c in consumers {
+            let _ = tokio::time::timeout(Duration::from_secs(10), c).await;
+        }
+        if let Some(p) = publisher {
+            p.flush(Duration::from_secs(5));
+        }
     }
 }
 

@@ -50,6 +50,10 @@ pub struct DatabaseSettings {
 pub struct KafkaSettings {
     pub brokers: String,
     pub topic_env: String,
+    pub create_topics: bool,
+    pub consumer_group: String,
+    pub session_timeout_ms: u64,
+    pub delivery_timeout_ms: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -215,6 +219,8 @@ impl Settings {
             ),
             ("dlq.alert_threshold", self.dlq.alert_threshold),
             ("dlq.window_secs", self.dlq.window_secs),
+            ("kafka.session_timeout_ms", self.kafka.session_timeout_ms),
+            ("kafka.delivery_timeout_ms", self.kafka.delivery_timeout_ms),
         ];
         for (key, value) in positive {
             if value == 0 {
@@ -234,6 +240,9 @@ impl Settings {
                 "kafka.topic_env",
                 "must be non-empty [A-Za-z0-9_-]",
             ));
+        }
+        if self.kafka.consumer_group.trim().is_empty() {
+            return Err(invalid("kafka.consumer_group", "must not be empty"));
         }
         for (key, value) in [
             ("dlq.webhook_url", &self.dlq.webhook_url),

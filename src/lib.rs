@@ -6,6 +6,8 @@ pub mod cli;
 pub mod config;
 pub mod events;
 pub mod http;
+pub mod kafka;
 pub mod stamping;
 pub mod store;
 pub mod telemetry;
+pub mod tracer;

@@ -30,6 +30,19 @@ enum Command {
     Stamp(cli::StampArgs),
     /// Validate the stamps of local files (offline); exits 1 if any file fails.
     Validate(cli::ValidateArgs),
+    /// Kafka topic administration.
+    Topics {
+        #[command(subcommand)]
+        action: TopicsAction,
+    },
+}
+
+#[derive(Subcommand)]
+enum TopicsAction {
+    /// Create every topic (SPEC §2.2) with its partition count; existing topics are left alone.
+    Create,
+    /// Print every topic name and partition count.
+    List,
 }
 
 fn main() -> ExitCode {
@@ -45,6 +58,34 @@ fn main() -> ExitCode {
     match args.command.unwrap_or(Command::Serve) {
         Command::Stamp(a) => cli::stamp_files(&a),
         Command::Validate(a) => cli::validate_files(&a),
+        Command::Topics {
+            action: TopicsAction::List,
+        } => {
+            for (name, partitions) in
+                omninode_bridge::events::topics::all_topics(&settings.kafka.topic_env)
+            {
+                println!("{name}\t{partitions}");
+            }
+            ExitCode::SUCCESS
+        }
+        Command::Topics {
+            action: TopicsAction::Create,
+        } => run_async(async move {
+            if settings.kafka.brokers.is_empty() {
+                anyhow::bail!("kafka.brokers is empty: set OMNINODE__KAFKA__BROKERS (or kafka.brokers in --config)");
+            }
+            let (created, existing) =
+                omninode_bridge::kafka::admin::create_topics(&settings.kafka).await?;
+            println!(
+                "created {} topic(s), {} already existed",
+                created.len(),
+                existing.len()
+            );
+            for t in created {
+                println!("  + {t}");
+            }
+            Ok(())
+        }),
         Command::Serve => run_async(async move { app::serve(settings).await }),
         Command::Migrate => run_async(async move {
             let db = omninode_bridge::store::Db::new(&settings.database)?;

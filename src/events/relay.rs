@@ -1,5 +1,10 @@
 //! The outbox relay: wakes when a transaction with events commits (or every second, to pick up rows
-//! of other instances and retries), publishes the oldest rows in `seq` order and deletes them.
+//! of other instances and retries), publishes the oldest rows in `seq` order to its sink and deletes
+//! them.
+//!
+//! Sinks: the in-process bus (embedded profile; the relay then also records the events in
+//! `event_logs`, in the delete's transaction) or Kafka (production; the tracer's consumer group
+//! records them). Published events also go to the local bus for live views.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -9,56 +14,145 @@ use tokio_util::sync::CancellationToken;
 
 use super::bus::{BusEvent, EventBus};
 use super::envelope::OnexEnvelopeV1;
-use crate::store::{outbox, Db};
+use crate::kafka::producer::{envelope_headers, KafkaPublisher, OutgoingMessage};
+use crate::store::outbox::{self, OutboxRow};
+use crate::store::{Db, StoreError};
+use crate::tracer::{record_envelope, Source};
 
 const BATCH: i64 = 500;
 
-pub async fn run(db: Db, bus: EventBus, wake: Arc<Notify>, shutdown: CancellationToken) {
+#[derive(Clone)]
+pub enum Sink {
+    InProcess(EventBus),
+    Kafka {
+        publisher: KafkaPublisher,
+        bus: EventBus,
+    },
+}
+
+impl Sink {
+    fn bus(&self) -> &EventBus {
+        match self {
+            Sink::InProcess(bus) => bus,
+            Sink::Kafka { bus, .. } => bus,
+        }
+    }
+}
+
+pub async fn run(db: Db, sink: Sink, wake: Arc<Notify>, shutdown: CancellationToken) {
+    let mut failures: u32 = 0;
     loop {
-        let published = publish_pending(&db, &bus).await;
-        match published {
-            Ok(n) if n as i64 == BATCH => continue, // more waiting
-            Ok(_) => {}
+        match publish_pending(&db, &sink).await {
+            Ok(n) if n as i64 == BATCH => {
+                failures = 0;
+                continue; // more waiting
+            }
+            Ok(_) => failures = 0,
             Err(e) => {
+                failures += 1;
                 metrics::counter!("outbox_relay_errors_total").increment(1);
-                tracing::warn!(error = %e, "outbox relay failed; retrying");
+                tracing::warn!(error = %e, failures, "outbox relay failed; retrying");
             }
         }
+        let pause = if failures == 0 {
+            Duration::from_secs(1)
+        } else {
+            Duration::from_millis((100u64 << failures.min(5)).min(3_000))
+        };
         tokio::select! {
-            _ = wake.notified() => {}
-            _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+            _ = wake.notified(), if failures == 0 => {}
+            _ = tokio::time::sleep(pause) => {}
             _ = shutdown.cancelled() => {
-                // Drain what committed before shutdown.
-                let _ = publish_pending(&db, &bus).await;
+                // Publish what committed before shutdown (bounded: the sink may be down).
+                let _ = tokio::time::timeout(Duration::from_secs(5), publish_pending(&db, &sink)).await;
                 return;
             }
         }
     }
 }
 
-/// Publish one batch of unsent rows; returns how many were published.
-pub async fn publish_pending(db: &Db, bus: &EventBus) -> Result<usize, crate::store::StoreError> {
-    outbox::relay_batch(db, BATCH, |rows| async move {
-        let mut sent = Vec::with_capacity(rows.len());
-        for row in rows {
-            match serde_json::from_value::<OnexEnvelopeV1>(row.envelope.0) {
-                Ok(envelope) => {
-                    metrics::counter!("events_published_total", "topic" => row.topic.clone())
-                        .increment(1);
-                    bus.publish(BusEvent {
-                        topic: row.topic,
-                        key: row.partition_key,
-                        envelope,
-                    });
-                }
-                Err(e) => {
-                    // Cannot happen for rows we wrote; never block the outbox on one bad row.
-                    tracing::error!(seq = row.seq, error = %e, "unreadable outbox row skipped");
-                }
-            }
-            sent.push(row.seq);
+fn decode(rows: &[OutboxRow]) -> Vec<(i64, String, String, Option<OnexEnvelopeV1>)> {
+    rows.iter()
+        .map(|r| {
+            let env = serde_json::from_value::<OnexEnvelopeV1>(r.envelope.0.clone())
+                .map_err(
+                    |e| tracing::error!(seq = r.seq, error = %e, "unreadable outbox row skipped"),
+                )
+                .ok();
+            (r.seq, r.topic.clone(), r.partition_key.clone(), env)
+        })
+        .collect()
+}
+
+fn local_records(rows: &[OutboxRow]) -> Vec<crate::store::event_logs::EventLogRow> {
+    decode(rows)
+        .into_iter()
+        .filter_map(|(_, topic, _, env)| {
+            env.map(|e| {
+                record_envelope(
+                    &e,
+                    &Source {
+                        topic: &topic,
+                        partition: None,
+                        offset: None,
+                    },
+                )
+            })
+        })
+        .collect()
+}
+
+/// Publish one batch of rows; returns how many were published.
+pub async fn publish_pending(db: &Db, sink: &Sink) -> Result<usize, StoreError> {
+    let record: Option<
+        &(dyn Fn(&[OutboxRow]) -> Vec<crate::store::event_logs::EventLogRow> + Sync),
+    > = match sink {
+        Sink::InProcess(_) => Some(&local_records),
+        Sink::Kafka { .. } => None,
+    };
+    outbox::relay_batch(db, BATCH, record, |rows| async move {
+        let decoded = decode(&rows);
+        if let Sink::Kafka { publisher, .. } = sink {
+            let bodies: Vec<(String, String, Vec<u8>, rdkafka::message::OwnedHeaders)> = rows
+                .iter()
+                .zip(&decoded)
+                .filter_map(|(row, (_, _, _, env))| {
+                    let env = env.as_ref()?;
+                    let value = serde_json::to_vec(&row.envelope.0).ok()?;
+                    Some((
+                        row.topic.clone(),
+                        row.partition_key.clone(),
+                        value,
+                        envelope_headers(env),
+                    ))
+                })
+                .collect();
+            publisher
+                .send_all(
+                    bodies
+                        .iter()
+                        .map(|(topic, key, value, headers)| OutgoingMessage {
+                            topic,
+                            key,
+                            value,
+                            headers: headers.clone(),
+                        })
+                        .collect(),
+                )
+                .await
+                .map_err(|e| e.to_string())?;
         }
-        Ok(sent)
+        for (_, topic, key, env) in decoded {
+            if let Some(envelope) = env {
+                metrics::counter!("events_published_total", "topic" => topic.clone()).increment(1);
+                sink.bus().publish(BusEvent {
+                    topic,
+                    key,
+                    envelope,
+                });
+            }
+        }
+        Ok(())
     })
     .await
 }

@@ -86,6 +86,71 @@ impl Topics {
     }
 }
 
+/// Codegen operations (SPEC §6).
+pub const CODEGEN_OPERATIONS: [&str; 4] = ["analyze", "validate", "pattern", "mixin"];
+pub const CODEGEN_STATUS_TOPIC: &str = "omninode_codegen_status_session_v1";
+
+pub fn codegen_request_topic(op: &str) -> String {
+    format!("omninode_codegen_request_{op}_v1")
+}
+pub fn codegen_response_topic(op: &str) -> String {
+    format!("omninode_codegen_response_{op}_v1")
+}
+pub fn codegen_dlq_topic(op: &str) -> String {
+    format!("omninode_codegen_dlq_{op}_v1")
+}
+
+/// The 13 codegen topics with their partition counts (request/response 3, status 6, DLQ 1).
+pub fn codegen_topics() -> Vec<(String, i32)> {
+    let mut v = Vec::new();
+    for op in CODEGEN_OPERATIONS {
+        v.push((codegen_request_topic(op), 3));
+        v.push((codegen_response_topic(op), 3));
+    }
+    v.push((CODEGEN_STATUS_TOPIC.to_owned(), 6));
+    for op in CODEGEN_OPERATIONS {
+        v.push((codegen_dlq_topic(op), 1));
+    }
+    v
+}
+
+/// Partitions of our own event topics (keyed by namespace or correlation id).
+pub const EVENT_TOPIC_PARTITIONS: i32 = 3;
+
+/// Every topic the service uses: own event topics (3 partitions) and their `.dlq` (1), and the 13
+/// codegen topics.
+pub fn all_topics(env: &str) -> Vec<(String, i32)> {
+    let t = Topics::new(env);
+    let mut v = Vec::new();
+    for kind in EventKind::ALL {
+        let name = t.name(kind);
+        v.push((Topics::dlq(&name), 1));
+        v.push((name, EVENT_TOPIC_PARTITIONS));
+    }
+    v.extend(codegen_topics());
+    v
+}
+
+/// The topics whose events the tracer records (everything but dead letters).
+pub fn traced_topics(env: &str) -> Vec<String> {
+    all_topics(env)
+        .into_iter()
+        .map(|(t, _)| t)
+        .filter(|t| !t.ends_with(".dlq") && !t.contains("_dlq_"))
+        .collect()
+}
+
+/// Where a poison message of `topic` goes: the operation's DLQ for codegen topics, `<topic>.dlq`
+/// otherwise.
+pub fn dlq_topic_for(topic: &str) -> String {
+    for op in CODEGEN_OPERATIONS {
+        if topic == codegen_request_topic(op) || topic == codegen_response_topic(op) {
+            return codegen_dlq_topic(op);
+        }
+    }
+    Topics::dlq(topic)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -101,6 +166,18 @@ mod tests {
             Topics::dlq(&t.name(EventKind::AggregationFailed)),
             "dev.omninode_bridge.onex.evt.aggregation-failed.v1.dlq"
         );
+        assert_eq!(codegen_topics().len(), 13);
+        let all = all_topics("dev");
+        assert_eq!(all.len(), 16 * 2 + 13);
+        assert!(all.contains(&("omninode_codegen_status_session_v1".to_owned(), 6)));
+        assert!(all.contains(&("omninode_codegen_request_pattern_v1".to_owned(), 3)));
+        assert!(all.contains(&("omninode_codegen_dlq_mixin_v1".to_owned(), 1)));
+        assert_eq!(
+            dlq_topic_for("omninode_codegen_response_analyze_v1"),
+            "omninode_codegen_dlq_analyze_v1"
+        );
+        assert_eq!(dlq_topic_for("x.v1"), "x.v1.dlq");
+        assert_eq!(traced_topics("dev").len(), 16 + 9);
         let slugs: std::collections::HashSet<_> = EventKind::ALL.iter().map(|k| k.slug()).collect();
         assert_eq!(slugs.len(), EventKind::ALL.len());
     }

@@ -8,6 +8,7 @@
 //! This module knows nothing about HTTP.
 
 pub mod breaker;
+pub mod event_logs;
 pub mod outbox;
 pub mod schema;
 pub mod sql_types;

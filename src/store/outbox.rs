@@ -5,7 +5,8 @@
 use diesel::prelude::*;
 use diesel_async::{AsyncConnection, RunQueryDsl};
 
-use super::schema::event_outbox;
+use super::event_logs::EventLogRow;
+use super::schema::{event_logs, event_outbox};
 use super::sql_types::{DbJson, DbTs, DbUuid};
 use super::{Db, StoreError};
 use crate::db_run;
@@ -86,18 +87,25 @@ impl InsertOutbox for super::SqliteConn {
     }
 }
 
-/// Run `publish` over the oldest unsent rows (at most `limit`), then delete the published ones.
+/// Run `publish` over the oldest unpublished rows (at most `limit`), then delete them — and, when
+/// `record` gives event-log rows (embedded profile: the in-process bus is the only consumer), insert
+/// those into `event_logs` in the same transaction as the delete, so each event is recorded exactly once.
 ///
 /// PostgreSQL: one transaction `DELETE … WHERE seq IN (SELECT … FOR UPDATE SKIP LOCKED) RETURNING *`,
 /// publish, commit: several instances never publish the same row concurrently, and if `publish` fails
 /// the transaction rolls back and the rows stay. SQLite (one process, one relay): read, publish, then
-/// delete in autocommit statements; holding a read transaction across the publish would make the later
-/// write fail with `SQLITE_BUSY_SNAPSHOT` whenever a stamp commit came in between. A crash after
-/// publishing but before the delete republishes the rows; consumers dedupe on `event_id`.
-pub async fn relay_batch<F, Fut>(db: &Db, limit: i64, publish: F) -> Result<usize, StoreError>
+/// delete (+ record) in one `BEGIN IMMEDIATE` transaction; holding a read transaction across the publish
+/// would make the later write fail with `SQLITE_BUSY_SNAPSHOT`. A crash after publishing but before the
+/// delete republishes the rows; consumers dedupe on `event_id`.
+pub async fn relay_batch<F, Fut>(
+    db: &Db,
+    limit: i64,
+    record: Option<&(dyn Fn(&[OutboxRow]) -> Vec<EventLogRow> + Sync)>,
+    publish: F,
+) -> Result<usize, StoreError>
 where
     F: FnOnce(Vec<OutboxRow>) -> Fut + Send,
-    Fut: std::future::Future<Output = Result<Vec<i64>, String>> + Send,
+    Fut: std::future::Future<Output = Result<(), String>> + Send,
 {
     let mut conn = db.conn().await?;
     let result: Result<usize, diesel::result::Error> = match &mut conn {
@@ -117,12 +125,19 @@ where
                 }
                 rows.sort_by_key(|r| r.seq);
                 let n = rows.len();
-                let sent = publish(rows)
+                let logs = record.map(|f| f(&rows));
+                publish(rows)
                     .await
                     .map_err(|e| diesel::result::Error::QueryBuilderError(e.into()))?;
-                if sent.len() != n {
-                    // Keep per-key order: a partial publish is retried as a whole.
-                    return Err(diesel::result::Error::RollbackTransaction);
+                if let Some(logs) = logs {
+                    for chunk in logs.chunks(2000) {
+                        diesel::insert_into(event_logs::table)
+                            .values(chunk)
+                            .on_conflict(event_logs::event_id)
+                            .do_nothing()
+                            .execute(conn)
+                            .await?;
+                    }
                 }
                 Ok(n)
             })
@@ -140,15 +155,15 @@ where
                 if rows.is_empty() {
                     return Ok(0);
                 }
-                let sent = publish(rows)
+                let seqs: Vec<i64> = rows.iter().map(|r| r.seq).collect();
+                let logs = record.map(|f| f(&rows)).unwrap_or_default();
+                publish(rows)
                     .await
                     .map_err(|e| diesel::result::Error::QueryBuilderError(e.into()))?;
-                for chunk in sent.chunks(1000) {
-                    diesel::delete(event_outbox::table.filter(event_outbox::seq.eq_any(chunk)))
-                        .execute(conn)
-                        .await?;
-                }
-                Ok(sent.len())
+                let n = seqs.len();
+                conn.spawn_blocking(move |c| sqlite_sync::delete_and_record(c, &seqs, &logs))
+                    .await?;
+                Ok(n)
             }
             .await
         }
@@ -160,10 +175,7 @@ where
 pub async fn backlog(db: &Db) -> Result<(i64, Option<chrono::DateTime<chrono::Utc>>), StoreError> {
     let mut conn = db.conn().await?;
     let result: Result<(i64, Option<DbTs>), diesel::result::Error> = db_run!(conn, {
-        let count: i64 = event_outbox::table
-            .count()
-            .get_result(conn)
-            .await?;
+        let count: i64 = event_outbox::table.count().get_result(conn).await?;
         let oldest: Option<DbTs> = event_outbox::table
             .order(event_outbox::seq.asc())
             .select(event_outbox::created_at)
@@ -174,4 +186,28 @@ pub async fn backlog(db: &Db) -> Result<(i64, Option<chrono::DateTime<chrono::Ut
     });
     let (count, oldest) = db.observe(result.map_err(StoreError::from))?;
     Ok((count, oldest.map(|t| t.0)))
+}
+
+mod sqlite_sync {
+    use diesel::prelude::*;
+    use diesel::SqliteConnection;
+
+    use crate::store::event_logs::EventLogRow;
+    use crate::store::schema::event_outbox;
+
+    /// Delete published rows and record their events, in one `BEGIN IMMEDIATE` transaction.
+    pub fn delete_and_record(
+        c: &mut SqliteConnection,
+        seqs: &[i64],
+        logs: &[EventLogRow],
+    ) -> QueryResult<()> {
+        c.immediate_transaction(|c| {
+            for chunk in seqs.chunks(1000) {
+                diesel::delete(event_outbox::table.filter(event_outbox::seq.eq_any(chunk)))
+                    .execute(c)?;
+            }
+            crate::store::event_logs::sqlite_sync::insert_rows(c, logs)?;
+            Ok(())
+        })
+    }
 }

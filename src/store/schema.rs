@@ -37,4 +37,29 @@ diesel::table! {
     }
 }
 
-diesel::allow_tables_to_appear_in_same_query!(metadata_stamps, event_outbox);
+diesel::table! {
+    use diesel::sql_types::{BigInt, Double, Integer, Nullable, Text};
+    use crate::store::sql_types::sql::{Json, Ts, Uuid};
+
+    event_logs (event_id) {
+        event_id -> Uuid,
+        session_id -> Nullable<Text>,
+        correlation_id -> Nullable<Text>,
+        event_type -> Text,
+        topic -> Text,
+        #[sql_name = "partition"]
+        kafka_partition -> Nullable<Integer>,
+        #[sql_name = "offset"]
+        kafka_offset -> Nullable<BigInt>,
+        #[sql_name = "timestamp"]
+        event_timestamp -> Ts,
+        status -> Text,
+        processing_time_ms -> Nullable<Double>,
+        namespace -> Nullable<Text>,
+        payload -> Json,
+        metadata -> Json,
+        recorded_at -> Ts,
+    }
+}
+
+diesel::allow_tables_to_appear_in_same_query!(metadata_stamps, event_outbox, event_logs);

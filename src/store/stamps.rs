@@ -85,8 +85,10 @@ pub async fn insert_batch(
             let conn: &mut super::SqliteConn = conn;
             // The whole transaction runs in one blocking task: one hop to the blocking pool per
             // batch instead of one per statement.
-            conn.spawn_blocking(move |c| sqlite_sync::write_batch(c, to_insert, extra_events, on_create))
-                .await
+            conn.spawn_blocking(move |c| {
+                sqlite_sync::write_batch(c, to_insert, extra_events, on_create)
+            })
+            .await
         }
     };
     let (inserted, existing) = db.observe(result.map_err(StoreError::from))?;
@@ -206,7 +208,9 @@ mod sqlite_sync {
                     .optional()?;
                 match got {
                     Some(r) => {
-                        if let Some(evs) = on_create.get(&(r.namespace.clone(), r.file_hash.clone())) {
+                        if let Some(evs) =
+                            on_create.get(&(r.namespace.clone(), r.file_hash.clone()))
+                        {
                             events.extend(evs.iter().cloned());
                         }
                         inserted.push(r);
@@ -221,7 +225,9 @@ mod sqlite_sync {
                 }
             }
             for event in &events {
-                diesel::insert_into(event_outbox::table).values(event).execute(c)?;
+                diesel::insert_into(event_outbox::table)
+                    .values(event)
+                    .execute(c)?;
             }
             Ok((inserted, existing))
         })

@@ -109,6 +109,11 @@ impl TestApp {
     }
 
     pub async fn start_on(db: FreshDb, settings: Settings) -> TestApp {
+        // RUST_LOG=omninode_bridge=debug shows the service's logs in failing tests.
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+            .with_test_writer()
+            .try_init();
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
         let port = listener.local_addr().expect("addr").port();
         let services = Services::start(settings).await.expect("services start");

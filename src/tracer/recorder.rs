@@ -1,0 +1,46 @@
+//! Records every consumed Kafka message in `event_logs` (batched, idempotent on `event_id`); messages
+//! that cannot be read are reported as poison and dead-lettered by the consumer runner.
+
+use std::future::Future;
+
+use super::{record_message, Source};
+use crate::kafka::consumer::{BatchHandler, Incoming, Poison};
+use crate::store::{event_logs, Db};
+
+pub struct KafkaRecorder {
+    pub db: Db,
+}
+
+impl BatchHandler for KafkaRecorder {
+    fn handle(
+        &self,
+        batch: &[Incoming],
+    ) -> impl Future<Output = Result<Vec<(usize, Poison)>, String>> + Send {
+        let mut rows = Vec::with_capacity(batch.len());
+        let mut poison = Vec::new();
+        for (i, m) in batch.iter().enumerate() {
+            let src = Source {
+                topic: &m.topic,
+                partition: Some(m.partition),
+                offset: Some(m.offset),
+            };
+            match record_message(m.value.as_deref(), &src) {
+                Ok(row) => rows.push(row),
+                Err(e) => poison.push((
+                    i,
+                    Poison {
+                        class_name: e.class_name().to_owned(),
+                        message: e.to_string(),
+                    },
+                )),
+            }
+        }
+        let db = self.db.clone();
+        async move {
+            event_logs::insert_batch(&db, &rows)
+                .await
+                .map_err(|e| e.to_string())?;
+            Ok(poison)
+        }
+    }
+}
