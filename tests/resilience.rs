@@ -155,8 +155,16 @@ struct Service {
     base: String,
 }
 
-fn spawn_service(db_url: &str, port: u16) -> Service {
-    let child = Command::new(env!("CARGO_BIN_EXE_omninode-bridge"))
+fn spawn_service(db_url: &str, port: u16, kafka: Option<(&str, &str)>) -> Service {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_omninode-bridge"));
+    if let Some((brokers, env)) = kafka {
+        cmd.env("OMNINODE__KAFKA__BROKERS", brokers)
+            .env("OMNINODE__KAFKA__TOPIC_ENV", env)
+            .env("OMNINODE__KAFKA__CREATE_TOPICS", "true")
+            .env("OMNINODE__KAFKA__CONSUMER_GROUP", format!("{env}-group"))
+            .env("OMNINODE__KAFKA__SESSION_TIMEOUT_MS", "2000");
+    }
+    let child = cmd
         .arg("serve")
         .env("OMNINODE__DATABASE__URL", db_url)
         .env("OMNINODE__HTTP__BIND", format!("127.0.0.1:{port}"))
@@ -192,15 +200,19 @@ async fn wait_ready(client: &reqwest::Client, base: &str) {
     }
 }
 
-/// Every stamp acknowledged with 200 before a SIGKILL is still there after restart.
-async fn kill_9_during_burst_loses_no_acknowledged_stamp(backend: Backend) {
+/// Every stamp acknowledged with 200 before a SIGKILL is still there after restart, and so is its
+/// `metadata-stamp-created` event: recorded in `event_logs` exactly once (through the in-process bus,
+/// or through Kafka when `kafka` names a broker).
+async fn kill_9_during_burst_loses_no_acknowledged_stamp(backend: Backend, kafka: Option<&str>) {
     let db = FreshDb::new(backend).await;
     let port = free_port();
+    let topic_env = format!("k{}", &uuid::Uuid::new_v4().simple().to_string()[..10]);
+    let kafka = kafka.map(|b| (b, topic_env.as_str()));
     let client = reqwest::Client::builder()
         .timeout(Duration::from_secs(5))
         .build()
         .unwrap();
-    let mut svc = spawn_service(&db.url, port);
+    let mut svc = spawn_service(&db.url, port, kafka);
     wait_ready(&client, &svc.base).await;
 
     let acked = Arc::new(std::sync::Mutex::new(Vec::<(String, String)>::new()));
@@ -257,7 +269,7 @@ async fn kill_9_during_burst_loses_no_acknowledged_stamp(backend: Backend) {
         acked.len()
     );
 
-    let mut svc = spawn_service(&db.url, port);
+    let mut svc = spawn_service(&db.url, port, kafka);
     wait_ready(&client, &svc.base).await;
     for (hash, id) in &acked {
         let r = client
@@ -272,6 +284,25 @@ async fn kill_9_during_burst_loses_no_acknowledged_stamp(backend: Backend) {
         let v: Value = r.json().await.unwrap();
         assert_eq!(v["data"]["id"], id.as_str());
     }
+    // Their events: every acknowledged stamp's event is recorded, none twice.
+    let mut settings = common::settings_for(&db.url);
+    settings.database.pool_size = 2;
+    let store = omninode_bridge::store::Db::new(&settings.database).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let rows = omninode_bridge::store::event_logs::recent(&store, 100_000).await.unwrap();
+        let mut seen = std::collections::HashMap::<String, usize>::new();
+        for r in rows.iter().filter(|r| r.topic.ends_with("metadata-stamp-created.v1")) {
+            *seen.entry(r.payload.0["stamp_id"].as_str().unwrap_or_default().to_owned()).or_default() += 1;
+        }
+        assert!(seen.values().all(|n| *n == 1), "an event was recorded twice");
+        let missing = acked.iter().filter(|(_, id)| !seen.contains_key(id)).count();
+        if missing == 0 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "{missing} of {} acknowledged stamps have no event", acked.len());
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
     let _ = svc.child.kill();
     let _ = svc.child.wait();
     db.drop_db().await;
@@ -279,12 +310,19 @@ async fn kill_9_during_burst_loses_no_acknowledged_stamp(backend: Backend) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill_9_during_burst_sqlite() {
-    kill_9_during_burst_loses_no_acknowledged_stamp(Backend::Sqlite).await;
+    kill_9_during_burst_loses_no_acknowledged_stamp(Backend::Sqlite, None).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_during_burst_postgres_kafka() {
+    let brokers = std::env::var("OMNINODE_TEST_KAFKA")
+        .expect("OMNINODE_TEST_KAFKA must name a Kafka broker (scripts/test.sh starts tansu and sets it)");
+    kill_9_during_burst_loses_no_acknowledged_stamp(Backend::Postgres, Some(&brokers)).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill_9_during_burst_postgres() {
-    kill_9_during_burst_loses_no_acknowledged_stamp(Backend::Postgres).await;
+    kill_9_during_burst_loses_no_acknowledged_stamp(Backend::Postgres, None).await;
 }
 
 #[test]

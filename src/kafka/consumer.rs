@@ -109,6 +109,7 @@ pub async fn run<H: BatchHandler>(
             &(settings.session_timeout_ms / 4).max(100).to_string(),
         )
         .set("topic.metadata.refresh.interval.ms", "5000")
+        .set("fetch.wait.max.ms", "100")
         .create()?;
     let topics: Vec<&str> = spec.topics.iter().map(String::as_str).collect();
     consumer.subscribe(&topics)?;
