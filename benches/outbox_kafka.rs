@@ -25,14 +25,23 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
     if !std::env::args().any(|a| a == "--bench") {
-        println!("outbox_kafka: run with `cargo bench --bench outbox_kafka` (skipped under cargo test)");
+        println!(
+            "outbox_kafka: run with `cargo bench --bench outbox_kafka` (skipped under cargo test)"
+        );
         return;
     }
-    let brokers = std::env::var("OMNINODE_BENCH_KAFKA").expect("set OMNINODE_BENCH_KAFKA=host:port");
-    let pg = std::env::var("OMNINODE_TEST_PG_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".into());
+    let brokers =
+        std::env::var("OMNINODE_BENCH_KAFKA").expect("set OMNINODE_BENCH_KAFKA=host:port");
+    let pg = std::env::var("OMNINODE_TEST_PG_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".into());
     let name = format!("omninode_bench_{}", std::process::id());
-    let mut admin = AsyncPgConnection::establish(&format!("{pg}/postgres")).await.expect("postgres");
-    admin.batch_execute(&format!("CREATE DATABASE {name}")).await.expect("create db");
+    let mut admin = AsyncPgConnection::establish(&format!("{pg}/postgres"))
+        .await
+        .expect("postgres");
+    admin
+        .batch_execute(&format!("CREATE DATABASE {name}"))
+        .await
+        .expect("create db");
 
     let env = format!("bench{}", std::process::id());
     let mut settings = Settings::load_from(None, Vec::<(String, String)>::new()).expect("defaults");
@@ -41,7 +50,9 @@ async fn main() {
     settings.kafka.topic_env = env.clone();
     settings.kafka.create_topics = true;
     settings.kafka.session_timeout_ms = 2000;
-    omninode_bridge::kafka::admin::create_topics(&settings.kafka).await.expect("topics");
+    omninode_bridge::kafka::admin::create_topics(&settings.kafka)
+        .await
+        .expect("topics");
 
     let db = Db::new(&settings.database).expect("db");
     db.migrate().await.expect("migrate");
@@ -60,19 +71,31 @@ async fn main() {
 
     // Baseline: the raw producer sends the envelopes straight to Kafka.
     let raw = KafkaPublisher::new(&settings.kafka).expect("producer");
-    let bodies: Vec<(String, Vec<u8>)> =
-        envelopes.iter().map(|e| (e.kafka_key(), serde_json::to_vec(e).expect("json"))).collect();
+    let bodies: Vec<(String, Vec<u8>)> = envelopes
+        .iter()
+        .map(|e| (e.kafka_key(), serde_json::to_vec(e).expect("json")))
+        .collect();
     // Warm-up (connections, metadata, producer id) so neither side pays it in the timed part.
-    raw.send_all(vec![OutgoingMessage { topic: &topic, key: "warm", value: b"{}", headers: Default::default() }])
-        .await
-        .expect("warm-up");
+    raw.send_all(vec![OutgoingMessage {
+        topic: &topic,
+        key: "warm",
+        value: b"{}",
+        headers: Default::default(),
+    }])
+    .await
+    .expect("warm-up");
     let started = Instant::now();
     for (chunk, envs) in bodies.chunks(500).zip(envelopes.chunks(500)) {
         raw.send_all(
             chunk
                 .iter()
                 .zip(envs)
-                .map(|((key, value), env)| OutgoingMessage { topic: &topic, key, value, headers: envelope_headers(env) })
+                .map(|((key, value), env)| OutgoingMessage {
+                    topic: &topic,
+                    key,
+                    value,
+                    headers: envelope_headers(env),
+                })
                 .collect(),
         )
         .await
@@ -81,13 +104,23 @@ async fn main() {
     let raw_secs = started.elapsed().as_secs_f64();
 
     // The outbox path: rows committed to the outbox, then the relay publishes and deletes them.
-    let rows: Vec<_> = envelopes.iter().map(|e| events.outbox_row(EventKind::MetadataStampCreated, e)).collect();
+    let rows: Vec<_> = envelopes
+        .iter()
+        .map(|e| events.outbox_row(EventKind::MetadataStampCreated, e))
+        .collect();
     for chunk in rows.chunks(1000) {
-        outbox::insert(&db, chunk.to_vec()).await.expect("outbox insert");
+        outbox::insert(&db, chunk.to_vec())
+            .await
+            .expect("outbox insert");
     }
     let relay_publisher = KafkaPublisher::new(&settings.kafka).expect("producer");
     relay_publisher
-        .send_all(vec![OutgoingMessage { topic: &topic, key: "warm", value: b"{}", headers: Default::default() }])
+        .send_all(vec![OutgoingMessage {
+            topic: &topic,
+            key: "warm",
+            value: b"{}",
+            headers: Default::default(),
+        }])
         .await
         .expect("warm-up");
     let sink = omninode_bridge::events::relay::Sink::Kafka {
@@ -97,18 +130,34 @@ async fn main() {
     let started = Instant::now();
     let mut published = 0;
     while published < EVENTS {
-        published += omninode_bridge::events::relay::publish_pending(&db, &sink).await.expect("relay");
+        published += omninode_bridge::events::relay::publish_pending(&db, &sink)
+            .await
+            .expect("relay");
     }
     let outbox_secs = started.elapsed().as_secs_f64();
 
-    println!("machine: {} cores; events: {EVENTS} envelopes of ~{} bytes", std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0), bodies[0].1.len());
-    println!("raw rdkafka producer : {:>9.0} events/s ({raw_secs:.2} s)", EVENTS as f64 / raw_secs);
-    println!("outbox → relay → Kafka: {:>9.0} events/s ({outbox_secs:.2} s)", EVENTS as f64 / outbox_secs);
+    println!(
+        "machine: {} cores; events: {EVENTS} envelopes of ~{} bytes",
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(0),
+        bodies[0].1.len()
+    );
+    println!(
+        "raw rdkafka producer : {:>9.0} events/s ({raw_secs:.2} s)",
+        EVENTS as f64 / raw_secs
+    );
+    println!(
+        "outbox → relay → Kafka: {:>9.0} events/s ({outbox_secs:.2} s)",
+        EVENTS as f64 / outbox_secs
+    );
     println!("ratio outbox/raw      : {:.2}", raw_secs / outbox_secs);
 
     // Latency: stamps through the service (commit → relay → Kafka → consumer), at a steady rate.
     let (services_settings, n) = (settings.clone(), 2_000usize);
-    let services = omninode_bridge::app::Services::start(services_settings).await.expect("services");
+    let services = omninode_bridge::app::Services::start(services_settings)
+        .await
+        .expect("services");
     let consumer: StreamConsumer = rdkafka::ClientConfig::new()
         .set("bootstrap.servers", &brokers)
         .set("group.id", format!("bench-{}", uuid::Uuid::new_v4()))
@@ -145,14 +194,23 @@ async fn main() {
     let mut latencies = Vec::with_capacity(n);
     let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
     while latencies.len() < n {
-        let Ok(Ok(m)) = tokio::time::timeout_at(deadline, consumer.recv()).await else { break };
-        let v: serde_json::Value = serde_json::from_slice(m.payload().unwrap_or_default()).unwrap_or_default();
+        let Ok(Ok(m)) = tokio::time::timeout_at(deadline, consumer.recv()).await else {
+            break;
+        };
+        let v: serde_json::Value =
+            serde_json::from_slice(m.payload().unwrap_or_default()).unwrap_or_default();
         if v["payload"]["namespace"] != "bench.latency" {
             continue;
         }
         // event_timestamp is taken when the row is prepared, just before the group commit.
-        if let Some(ts) = v["event_timestamp"].as_str().and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok()) {
-            let ms = (chrono::Utc::now() - ts.with_timezone(&chrono::Utc)).num_microseconds().unwrap_or(0) as f64 / 1000.0;
+        if let Some(ts) = v["event_timestamp"]
+            .as_str()
+            .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
+        {
+            let ms = (chrono::Utc::now() - ts.with_timezone(&chrono::Utc))
+                .num_microseconds()
+                .unwrap_or(0) as f64
+                / 1000.0;
             latencies.push(ms);
         }
     }
@@ -166,5 +224,7 @@ async fn main() {
         latencies.last().copied().unwrap_or(0.0)
     );
     services.stop().await;
-    let _ = admin.batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).await;
+    let _ = admin
+        .batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+        .await;
 }

@@ -290,17 +290,39 @@ async fn kill_9_during_burst_loses_no_acknowledged_stamp(backend: Backend, kafka
     let store = omninode_bridge::store::Db::new(&settings.database).unwrap();
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
-        let rows = omninode_bridge::store::event_logs::recent(&store, 100_000).await.unwrap();
+        let rows = omninode_bridge::store::event_logs::recent(&store, 100_000)
+            .await
+            .unwrap();
         let mut seen = std::collections::HashMap::<String, usize>::new();
-        for r in rows.iter().filter(|r| r.topic.ends_with("metadata-stamp-created.v1")) {
-            *seen.entry(r.payload.0["stamp_id"].as_str().unwrap_or_default().to_owned()).or_default() += 1;
+        for r in rows
+            .iter()
+            .filter(|r| r.topic.ends_with("metadata-stamp-created.v1"))
+        {
+            *seen
+                .entry(
+                    r.payload.0["stamp_id"]
+                        .as_str()
+                        .unwrap_or_default()
+                        .to_owned(),
+                )
+                .or_default() += 1;
         }
-        assert!(seen.values().all(|n| *n == 1), "an event was recorded twice");
-        let missing = acked.iter().filter(|(_, id)| !seen.contains_key(id)).count();
+        assert!(
+            seen.values().all(|n| *n == 1),
+            "an event was recorded twice"
+        );
+        let missing = acked
+            .iter()
+            .filter(|(_, id)| !seen.contains_key(id))
+            .count();
         if missing == 0 {
             break;
         }
-        assert!(Instant::now() < deadline, "{missing} of {} acknowledged stamps have no event", acked.len());
+        assert!(
+            Instant::now() < deadline,
+            "{missing} of {} acknowledged stamps have no event",
+            acked.len()
+        );
         tokio::time::sleep(Duration::from_millis(300)).await;
     }
     let _ = svc.child.kill();
@@ -315,8 +337,9 @@ async fn kill_9_during_burst_sqlite() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill_9_during_burst_postgres_kafka() {
-    let brokers = std::env::var("OMNINODE_TEST_KAFKA")
-        .expect("OMNINODE_TEST_KAFKA must name a Kafka broker (scripts/test.sh starts tansu and sets it)");
+    let brokers = std::env::var("OMNINODE_TEST_KAFKA").expect(
+        "OMNINODE_TEST_KAFKA must name a Kafka broker (scripts/test.sh starts tansu and sets it)",
+    );
     kill_9_during_burst_loses_no_acknowledged_stamp(Backend::Postgres, Some(&brokers)).await;
 }
 

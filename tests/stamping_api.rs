@@ -821,10 +821,20 @@ async fn events_are_published_for_stamps_validations_and_batches(backend: Backen
     let db = &app.services().state.db;
     for (_, env) in &seen {
         let id = uuid::Uuid::parse_str(env["event_id"].as_str().unwrap()).unwrap();
-        assert_eq!(omninode_bridge::store::event_logs::count_for(db, id).await.unwrap(), 1);
+        assert_eq!(
+            omninode_bridge::store::event_logs::count_for(db, id)
+                .await
+                .unwrap(),
+            1
+        );
     }
-    let logged = omninode_bridge::store::event_logs::recent(db, 10).await.unwrap();
-    let row = logged.iter().find(|r| r.correlation_id.as_deref() == Some(cid.as_str())).expect("row for the stamp");
+    let logged = omninode_bridge::store::event_logs::recent(db, 10)
+        .await
+        .unwrap();
+    let row = logged
+        .iter()
+        .find(|r| r.correlation_id.as_deref() == Some(cid.as_str()))
+        .expect("row for the stamp");
     assert_eq!(row.event_type, "event");
     assert_eq!(row.status, "success");
     assert_eq!(row.namespace.as_deref(), Some("events.ns"));

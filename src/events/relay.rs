@@ -104,9 +104,7 @@ fn local_records(rows: &[OutboxRow]) -> Vec<crate::store::event_logs::EventLogRo
 
 /// Publish one batch of rows; returns how many were published.
 pub async fn publish_pending(db: &Db, sink: &Sink) -> Result<usize, StoreError> {
-    let record: Option<
-        &(dyn Fn(&[OutboxRow]) -> Vec<crate::store::event_logs::EventLogRow> + Sync),
-    > = match sink {
+    let record: Option<outbox::RecordFn<'_>> = match sink {
         Sink::InProcess(_) => Some(&local_records),
         Sink::Kafka { .. } => None,
     };

@@ -64,16 +64,43 @@ async fn database_health(state: &AppState) -> (bool, Value) {
     (up, v)
 }
 
+/// The event path is healthy while committed events leave the outbox promptly.
+async fn event_bus_health(state: &AppState) -> Value {
+    let backlog = tokio::time::timeout(
+        Duration::from_millis(500),
+        crate::store::outbox::backlog(&state.db),
+    )
+    .await
+    .ok()
+    .and_then(|r| r.ok());
+    match backlog {
+        Some((unsent, oldest)) => {
+            let age = oldest.map(|t| (chrono::Utc::now() - t).num_milliseconds() as f64 / 1000.0);
+            let stuck = age.is_some_and(|a| a > 30.0);
+            json!({
+                "status": if stuck { "degraded" } else { "healthy" },
+                "kind": state.event_bus_kind(),
+                "outbox_unsent": unsent,
+                "oldest_unsent_age_seconds": age,
+            })
+        }
+        None => {
+            json!({"status": "unknown", "kind": state.event_bus_kind(), "error": "outbox not readable"})
+        }
+    }
+}
+
 /// Component health: stamping engine, database, event bus, intelligence client.
 pub async fn health(state: web::Data<AppState>) -> HttpResponse {
     let (db_up, database) = database_health(&state).await;
+    let event_bus = event_bus_health(&state).await;
     let intelligence = if state.settings.intelligence.onextree_url.is_empty() {
         json!({"status": "disabled"})
     } else {
         json!({"status": "configured", "url": state.settings.intelligence.onextree_url})
     };
     let overall = if db_up {
-        if state.db.breaker().state() == BreakerState::Closed {
+        if state.db.breaker().state() == BreakerState::Closed && event_bus["status"] == "healthy" {
             "healthy"
         } else {
             "degraded"
@@ -88,7 +115,7 @@ pub async fn health(state: web::Data<AppState>) -> HttpResponse {
         "components": {
             "stamping_engine": {"status": "healthy", "hash_algorithm": "BLAKE3"},
             "database": database,
-            "event_bus": {"status": "healthy", "kind": state.event_bus_kind()},
+            "event_bus": event_bus,
             "intelligence_client": intelligence,
         }
     }))
@@ -196,6 +223,16 @@ pub async fn metrics_prometheus(state: web::Data<AppState>) -> HttpResponse {
         1.0
     });
     metrics::gauge!("process_uptime_seconds").set(state.started.elapsed().as_secs_f64());
+    if let Ok(Ok((unsent, oldest))) = tokio::time::timeout(
+        Duration::from_millis(500),
+        crate::store::outbox::backlog(&state.db),
+    )
+    .await
+    {
+        metrics::gauge!("outbox_unsent_events").set(unsent as f64);
+        let age = oldest.map(|t| (chrono::Utc::now() - t).num_milliseconds() as f64 / 1000.0);
+        metrics::gauge!("outbox_oldest_unsent_age_seconds").set(age.unwrap_or(0.0));
+    }
     HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4")
         .body(crate::telemetry::prometheus().render())

@@ -102,11 +102,11 @@ pub async fn run<H: BatchHandler>(
         .set("auto.offset.reset", "earliest")
         .set(
             "session.timeout.ms",
-            &settings.session_timeout_ms.to_string(),
+            settings.session_timeout_ms.to_string(),
         )
         .set(
             "heartbeat.interval.ms",
-            &(settings.session_timeout_ms / 4).max(100).to_string(),
+            (settings.session_timeout_ms / 4).max(100).to_string(),
         )
         .set("topic.metadata.refresh.interval.ms", "5000")
         .set("fetch.wait.max.ms", "100")
@@ -115,7 +115,13 @@ pub async fn run<H: BatchHandler>(
     consumer.subscribe(&topics)?;
     tracing::info!(group = %spec.group_id, topics = topics.len(), "kafka consumer subscribed");
     let mut batch: Vec<Incoming> = Vec::with_capacity(spec.batch_max);
+    let mut last_lag = std::time::Instant::now();
     loop {
+        if last_lag.elapsed() > Duration::from_secs(15) {
+            last_lag = std::time::Instant::now();
+            // Broker round trips: keep them off the async workers.
+            tokio::task::block_in_place(|| report_lag(&consumer, &spec.group_id));
+        }
         batch.clear();
         let first = tokio::select! {
             _ = shutdown.cancelled() => break,
@@ -192,6 +198,30 @@ pub async fn run<H: BatchHandler>(
     }
     let _ = consumer.commit_consumer_state(CommitMode::Sync);
     Ok(())
+}
+
+/// `kafka_consumer_lag{group, topic}`: high watermark minus position, summed over assigned partitions.
+fn report_lag(consumer: &StreamConsumer, group: &str) {
+    let Ok(positions) = consumer.position() else {
+        return;
+    };
+    let mut per_topic: std::collections::HashMap<String, i64> = std::collections::HashMap::new();
+    for elem in positions.elements() {
+        let Ok((_, high)) =
+            consumer.fetch_watermarks(elem.topic(), elem.partition(), Duration::from_millis(500))
+        else {
+            continue;
+        };
+        let pos = match elem.offset() {
+            rdkafka::Offset::Offset(o) => o,
+            _ => continue,
+        };
+        *per_topic.entry(elem.topic().to_owned()).or_default() += (high - pos).max(0);
+    }
+    for (topic, lag) in per_topic {
+        metrics::gauge!("kafka_consumer_lag", "group" => group.to_owned(), "topic" => topic)
+            .set(lag as f64);
+    }
 }
 
 fn detach(m: &rdkafka::message::BorrowedMessage<'_>) -> Incoming {

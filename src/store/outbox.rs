@@ -87,6 +87,9 @@ impl InsertOutbox for super::SqliteConn {
     }
 }
 
+/// Builds the `event_logs` rows of published outbox rows (embedded profile).
+pub type RecordFn<'a> = &'a (dyn Fn(&[OutboxRow]) -> Vec<EventLogRow> + Sync);
+
 /// Run `publish` over the oldest unpublished rows (at most `limit`), then delete them — and, when
 /// `record` gives event-log rows (embedded profile: the in-process bus is the only consumer), insert
 /// those into `event_logs` in the same transaction as the delete, so each event is recorded exactly once.
@@ -100,7 +103,7 @@ impl InsertOutbox for super::SqliteConn {
 pub async fn relay_batch<F, Fut>(
     db: &Db,
     limit: i64,
-    record: Option<&(dyn Fn(&[OutboxRow]) -> Vec<EventLogRow> + Sync)>,
+    record: Option<RecordFn<'_>>,
     publish: F,
 ) -> Result<usize, StoreError>
 where
