@@ -12,11 +12,12 @@ use tokio_util::sync::CancellationToken;
 use crate::config::Settings;
 use crate::events::bus::EventBus;
 use crate::events::relay::Sink;
-use crate::events::topics::traced_topics;
+use crate::events::topics::{traced_topics, EventKind, Topics};
 use crate::events::EventFactory;
 use crate::http::AppState;
 use crate::kafka::consumer::ConsumerSpec;
 use crate::kafka::producer::KafkaPublisher;
+use crate::reducer::{KafkaReducer, Reducer};
 use crate::stamping::StampingService;
 use crate::store::Db;
 use crate::tracer::recorder::KafkaRecorder;
@@ -46,13 +47,29 @@ impl Services {
         let (stamping, writer) = StampingService::start(
             db.clone(),
             settings.stamping.clone(),
-            events,
+            events.clone(),
             committed.clone(),
         );
         let shutdown = CancellationToken::new();
         let mut consumers = Vec::new();
+        let reducer = Reducer::new(
+            db.clone(),
+            events.clone(),
+            settings.reducer.clone(),
+            committed.clone(),
+        );
         let (sink, publisher) = if settings.kafka.brokers.is_empty() {
-            (Sink::InProcess(bus.clone()), None)
+            let (tx, rx) = tokio::sync::mpsc::channel(64);
+            consumers.push(tokio::spawn(
+                reducer.clone().run_local(rx, shutdown.clone()),
+            ));
+            (
+                Sink::InProcess {
+                    bus: bus.clone(),
+                    consumers: vec![tx],
+                },
+                None,
+            )
         } else {
             let publisher = KafkaPublisher::new(&settings.kafka)?;
             if settings.kafka.create_topics {
@@ -79,6 +96,24 @@ impl Services {
                     crate::kafka::consumer::run(&kafka, spec, recorder, dlq, token).await
                 {
                     tracing::error!(error = %e, "event-log consumer stopped");
+                }
+            }));
+            let topics = Topics::new(&settings.kafka.topic_env);
+            let spec = ConsumerSpec {
+                group_id: format!("{}.reducer", settings.kafka.consumer_group),
+                topics: vec![
+                    topics.name(EventKind::MetadataStampCreated),
+                    topics.name(EventKind::StampWorkflowCompleted),
+                ],
+                batch_max: settings.reducer.batch_size,
+                batch_wait: Duration::from_millis(settings.reducer.flush_interval_ms),
+            };
+            let (kafka, dlq, token) = (settings.kafka.clone(), publisher.clone(), shutdown.clone());
+            let handler = KafkaReducer(reducer.clone());
+            consumers.push(tokio::spawn(async move {
+                if let Err(e) = crate::kafka::consumer::run(&kafka, spec, handler, dlq, token).await
+                {
+                    tracing::error!(error = %e, "reducer consumer stopped");
                 }
             }));
             (

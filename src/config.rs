@@ -19,6 +19,7 @@ pub struct Settings {
     pub kafka: KafkaSettings,
     pub stamping: StampingSettings,
     pub dlq: DlqSettings,
+    pub reducer: ReducerSettings,
     pub intelligence: IntelligenceSettings,
     pub log: LogSettings,
 }
@@ -72,6 +73,14 @@ pub struct DlqSettings {
     pub window_secs: u64,
     pub cooldown_secs: u64,
     pub webhook_url: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReducerSettings {
+    pub batch_size: usize,
+    pub flush_interval_ms: u64,
+    pub window_secs: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -220,6 +229,9 @@ impl Settings {
             ("dlq.alert_threshold", self.dlq.alert_threshold),
             ("dlq.window_secs", self.dlq.window_secs),
             ("kafka.session_timeout_ms", self.kafka.session_timeout_ms),
+            ("reducer.batch_size", self.reducer.batch_size as u64),
+            ("reducer.flush_interval_ms", self.reducer.flush_interval_ms),
+            ("reducer.window_secs", self.reducer.window_secs),
             ("kafka.delivery_timeout_ms", self.kafka.delivery_timeout_ms),
         ];
         for (key, value) in positive {

@@ -7,6 +7,7 @@ pub mod config;
 pub mod events;
 pub mod http;
 pub mod kafka;
+pub mod reducer;
 pub mod stamping;
 pub mod store;
 pub mod telemetry;

@@ -9,7 +9,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::Notify;
+use tokio::sync::{mpsc, Notify};
 use tokio_util::sync::CancellationToken;
 
 use super::bus::{BusEvent, EventBus};
@@ -23,7 +23,12 @@ const BATCH: i64 = 500;
 
 #[derive(Clone)]
 pub enum Sink {
-    InProcess(EventBus),
+    /// Embedded profile: the bus, plus in-process consumers that must see every event (the reducer),
+    /// fed through bounded channels after the batch committed.
+    InProcess {
+        bus: EventBus,
+        consumers: Vec<mpsc::Sender<Vec<OnexEnvelopeV1>>>,
+    },
     Kafka {
         publisher: KafkaPublisher,
         bus: EventBus,
@@ -33,7 +38,7 @@ pub enum Sink {
 impl Sink {
     fn bus(&self) -> &EventBus {
         match self {
-            Sink::InProcess(bus) => bus,
+            Sink::InProcess { bus, .. } => bus,
             Sink::Kafka { bus, .. } => bus,
         }
     }
@@ -105,10 +110,12 @@ fn local_records(rows: &[OutboxRow]) -> Vec<crate::store::event_logs::EventLogRo
 /// Publish one batch of rows; returns how many were published.
 pub async fn publish_pending(db: &Db, sink: &Sink) -> Result<usize, StoreError> {
     let record: Option<outbox::RecordFn<'_>> = match sink {
-        Sink::InProcess(_) => Some(&local_records),
+        Sink::InProcess { .. } => Some(&local_records),
         Sink::Kafka { .. } => None,
     };
-    outbox::relay_batch(db, BATCH, record, |rows| async move {
+    let mut delivered: Vec<OnexEnvelopeV1> = Vec::new();
+    let delivered_ref = &mut delivered;
+    let n = outbox::relay_batch(db, BATCH, record, |rows| async move {
         let decoded = decode(&rows);
         if let Sink::Kafka { publisher, .. } = sink {
             let bodies: Vec<(String, String, Vec<u8>, rdkafka::message::OwnedHeaders)> = rows
@@ -143,6 +150,7 @@ pub async fn publish_pending(db: &Db, sink: &Sink) -> Result<usize, StoreError> 
         for (_, topic, key, env) in decoded {
             if let Some(envelope) = env {
                 metrics::counter!("events_published_total", "topic" => topic.clone()).increment(1);
+                delivered_ref.push(envelope.clone());
                 sink.bus().publish(BusEvent {
                     topic,
                     key,
@@ -152,5 +160,14 @@ pub async fn publish_pending(db: &Db, sink: &Sink) -> Result<usize, StoreError> 
         }
         Ok(())
     })
-    .await
+    .await?;
+    if let Sink::InProcess { consumers, .. } = sink {
+        if !delivered.is_empty() {
+            for c in consumers {
+                // Bounded: a slow consumer slows the relay (back-pressure), never loses events.
+                let _ = c.send(delivered.clone()).await;
+            }
+        }
+    }
+    Ok(n)
 }

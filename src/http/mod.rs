@@ -1,6 +1,7 @@
 //! The HTTP edge (actix-web): routes, the correlation middleware, unified envelopes and errors. Thin:
 //! handlers translate wire types to service calls and back.
 
+pub mod aggregations;
 pub mod context;
 pub mod dto;
 pub mod envelope;
@@ -121,6 +122,13 @@ pub fn configure(cfg: &mut web::ServiceConfig, state: web::Data<AppState>) {
                 .route("/health/ready", web::get().to(system::ready))
                 .route("/metrics", web::get().to(system::metrics_json)),
         )
+        .route("/api/v1/aggregations", web::get().to(aggregations::list))
+        .route(
+            "/api/v1/aggregations/{namespace}",
+            web::get().to(aggregations::get),
+        )
+        .route("/aggregation/query", web::post().to(aggregations::query))
+        .route("/state/snapshot", web::get().to(aggregations::snapshot))
         .default_service(web::to(not_found));
 }
 

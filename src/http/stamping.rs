@@ -294,12 +294,14 @@ pub async fn get_stamp(
     }
 }
 
-fn parse_query(req: &HttpRequest) -> Result<std::collections::HashMap<String, String>, ApiError> {
+pub(crate) fn parse_query(
+    req: &HttpRequest,
+) -> Result<std::collections::HashMap<String, String>, ApiError> {
     serde_urlencoded::from_str(req.query_string())
         .map_err(|e| ApiError::validation("query", format!("malformed query string: {e}")))
 }
 
-fn int_param(
+pub(crate) fn int_param(
     query: &std::collections::HashMap<String, String>,
     name: &str,
     default: i64,

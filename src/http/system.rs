@@ -249,8 +249,15 @@ pub async fn metrics_prometheus(state: web::Data<AppState>) -> HttpResponse {
         super::stamping::list_namespace,
         super::stamping::batch,
         super::stamping::validate_protocol,
+        super::aggregations::list,
+        super::aggregations::get,
+        super::aggregations::query,
+        super::aggregations::snapshot,
     ),
-    tags((name = "stamping", description = "Stamp, validate, hash and look up content"))
+    tags(
+        (name = "stamping", description = "Stamp, validate, hash and look up content"),
+        (name = "aggregations", description = "Per-namespace aggregates kept by the reducer"),
+    )
 )]
 pub struct ApiDoc;
 

@@ -10,6 +10,7 @@
 pub mod breaker;
 pub mod event_logs;
 pub mod outbox;
+pub mod reducer;
 pub mod schema;
 pub mod sql_types;
 pub mod stamps;

@@ -62,4 +62,69 @@ diesel::table! {
     }
 }
 
-diesel::allow_tables_to_appear_in_same_query!(metadata_stamps, event_outbox, event_logs);
+diesel::table! {
+    use diesel::sql_types::{BigInt, Nullable, Text};
+    use crate::store::sql_types::sql::Ts;
+
+    bridge_states (namespace) {
+        namespace -> Text,
+        total_stamps -> BigInt,
+        total_bytes -> BigInt,
+        distinct_file_types -> BigInt,
+        distinct_workflows -> BigInt,
+        first_seen -> Nullable<Ts>,
+        last_seen -> Nullable<Ts>,
+        window_start -> Nullable<Ts>,
+        window_end -> Nullable<Ts>,
+        window_stamps -> BigInt,
+        fsm_state -> Text,
+        version -> BigInt,
+        updated_at -> Ts,
+    }
+}
+
+diesel::table! {
+    use diesel::sql_types::Text;
+
+    bridge_state_members (namespace, kind, value) {
+        namespace -> Text,
+        kind -> Text,
+        value -> Text,
+    }
+}
+
+diesel::table! {
+    use diesel::sql_types::Text;
+    use crate::store::sql_types::sql::{Ts, Uuid};
+
+    reducer_processed_events (event_id) {
+        event_id -> Uuid,
+        namespace -> Text,
+        processed_at -> Ts,
+    }
+}
+
+diesel::table! {
+    use diesel::sql_types::{BigInt, Text};
+    use crate::store::sql_types::sql::Ts;
+
+    bridge_state_transitions (id) {
+        id -> BigInt,
+        namespace -> Text,
+        from_state -> Text,
+        to_state -> Text,
+        trigger -> Text,
+        event_count -> BigInt,
+        created_at -> Ts,
+    }
+}
+
+diesel::allow_tables_to_appear_in_same_query!(
+    metadata_stamps,
+    event_outbox,
+    event_logs,
+    bridge_states,
+    bridge_state_members,
+    reducer_processed_events,
+    bridge_state_transitions,
+);

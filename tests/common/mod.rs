@@ -64,6 +64,16 @@ impl FreshDb {
         }
     }
 
+    /// The same database for a second service instance (does not drop it).
+    pub fn share(&self) -> FreshDb {
+        FreshDb {
+            url: self.url.clone(),
+            backend: self.backend,
+            _dir: None,
+            pg_name: None,
+        }
+    }
+
     pub async fn drop_db(&self) {
         if let Some(name) = &self.pg_name {
             let admin = format!("{}/postgres", pg_server_url());

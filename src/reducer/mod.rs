@@ -1,0 +1,306 @@
+//! The reducer: keeps exact per-namespace aggregates in `bridge_states` from stamp (and workflow)
+//! events. Pure logic in `core` and `fsm`; this file runs it: batching, optimistic-locking retries,
+//! idempotency (processed event ids), and the reducer's own events.
+//!
+//! Inputs: embedded profile — envelopes handed over by the outbox relay after it published them, plus a
+//! catch-up from `event_logs` at start (events recorded but not yet aggregated when the process
+//! stopped); production — the Kafka consumer group `<kafka.consumer_group>.reducer` on the stamp topics,
+//! keyed by namespace.
+
+pub mod core;
+pub mod fsm;
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::json;
+use tokio::sync::{mpsc, Notify};
+use tokio_util::sync::CancellationToken;
+
+use crate::config::ReducerSettings;
+use crate::events::envelope::OnexEnvelopeV1;
+use crate::events::topics::EventKind;
+use crate::events::EventFactory;
+use crate::kafka::consumer::{BatchHandler, Incoming, Poison};
+use crate::store::outbox::NewOutboxEvent;
+use crate::store::reducer::{self as store, Applied, ApplyError};
+use crate::store::{Db, StoreError};
+use core::{fact_from_envelope, StampFact};
+
+const MAX_CONFLICT_RETRIES: u32 = 20;
+
+#[derive(Clone)]
+pub struct Reducer {
+    db: Db,
+    events: EventFactory,
+    settings: ReducerSettings,
+    committed: Arc<Notify>,
+}
+
+impl Reducer {
+    pub fn new(
+        db: Db,
+        events: EventFactory,
+        settings: ReducerSettings,
+        committed: Arc<Notify>,
+    ) -> Self {
+        Reducer {
+            db,
+            events,
+            settings,
+            committed,
+        }
+    }
+
+    fn outbox_events(&self, applied: &Applied, batch_id: uuid::Uuid) -> Vec<NewOutboxEvent> {
+        let mut out = Vec::new();
+        let mut push = |kind: EventKind, key: Option<String>, payload: serde_json::Value| {
+            let env = self.events.envelope(kind, Some(batch_id), key, payload);
+            out.push(self.events.outbox_row(kind, &env));
+        };
+        let namespaces: Vec<_> = applied
+            .aggregates
+            .iter()
+            .map(|a| a.namespace.clone())
+            .collect();
+        push(
+            EventKind::AggregationStarted,
+            None,
+            json!({"batch_id": batch_id, "namespaces": namespaces}),
+        );
+        for a in &applied.aggregates {
+            push(
+                EventKind::StatePersisted,
+                Some(a.namespace.clone()),
+                json!({
+                    "batch_id": batch_id,
+                    "namespace": a.namespace,
+                    "total_stamps": a.total_stamps,
+                    "total_bytes": a.total_bytes,
+                    "version": a.version,
+                    "fsm_state": a.fsm_state,
+                }),
+            );
+        }
+        push(
+            EventKind::BatchProcessed,
+            None,
+            json!({"batch_id": batch_id, "items": applied.counted, "namespaces": applied.aggregates.len()}),
+        );
+        push(
+            EventKind::AggregationCompleted,
+            None,
+            json!({"batch_id": batch_id, "items": applied.counted}),
+        );
+        out
+    }
+
+    /// Aggregate `facts` in batches of `reducer.batch_size`; each batch is one transaction, retried on
+    /// optimistic-locking conflicts. Returns how many facts were new.
+    pub async fn apply(&self, facts: &[StampFact]) -> Result<usize, StoreError> {
+        let window = chrono::Duration::seconds(self.settings.window_secs as i64);
+        let mut counted = 0;
+        for batch in core::batches(facts, self.settings.batch_size) {
+            let batch_id = uuid::Uuid::new_v4();
+            let events_for = |a: &Applied| {
+                if a.counted == 0 {
+                    Vec::new()
+                } else {
+                    self.outbox_events(a, batch_id)
+                }
+            };
+            let mut attempt = 0;
+            loop {
+                match store::apply_facts(&self.db, batch, window, &events_for).await {
+                    Ok(applied) => {
+                        counted += applied.counted;
+                        metrics::counter!("reducer_items_total").increment(applied.counted as u64);
+                        metrics::counter!("reducer_batches_total").increment(1);
+                        if applied.counted > 0 {
+                            self.committed.notify_one();
+                        }
+                        break;
+                    }
+                    Err(ApplyError::Conflict(ns)) if attempt < MAX_CONFLICT_RETRIES => {
+                        attempt += 1;
+                        metrics::counter!("reducer_conflicts_total").increment(1);
+                        tracing::debug!(namespace = %ns, attempt, "optimistic locking conflict; retrying batch");
+                        tokio::time::sleep(Duration::from_millis(2 * attempt as u64)).await;
+                    }
+                    Err(ApplyError::Conflict(ns)) => {
+                        self.record_failure(
+                            batch_id,
+                            &format!("conflicts on {ns} after {attempt} retries"),
+                        )
+                        .await;
+                        return Err(StoreError::Failed(format!(
+                            "optimistic locking kept failing on {ns}"
+                        )));
+                    }
+                    Err(ApplyError::Store(e)) => {
+                        self.record_failure(batch_id, &e.to_string()).await;
+                        return Err(e);
+                    }
+                }
+            }
+        }
+        Ok(counted)
+    }
+
+    async fn record_failure(&self, batch_id: uuid::Uuid, reason: &str) {
+        metrics::counter!("reducer_failures_total").increment(1);
+        let env = self.events.envelope(
+            EventKind::AggregationFailed,
+            Some(batch_id),
+            None,
+            json!({"batch_id": batch_id, "error": reason}),
+        );
+        let row = self.events.outbox_row(EventKind::AggregationFailed, &env);
+        if crate::store::outbox::insert(&self.db, vec![row])
+            .await
+            .is_ok()
+        {
+            self.committed.notify_one();
+        }
+    }
+
+    /// Embedded profile: aggregate what `event_logs` recorded but the reducer has not counted yet.
+    pub async fn catch_up(&self) -> Result<usize, StoreError> {
+        let mut total = 0;
+        loop {
+            let rows = store::unprocessed_logged_events(&self.db, 5000).await?;
+            if rows.is_empty() {
+                return Ok(total);
+            }
+            let facts: Vec<StampFact> = rows
+                .iter()
+                .filter_map(|r| {
+                    let ns = r.payload.0.get("namespace")?.as_str()?.to_owned();
+                    Some(StampFact {
+                        event_id: r.event_id.0,
+                        namespace: ns,
+                        file_size: r
+                            .payload
+                            .0
+                            .get("file_size")
+                            .and_then(|v| v.as_i64())
+                            .unwrap_or(0)
+                            .max(0),
+                        file_type: r
+                            .payload
+                            .0
+                            .get("file_type")
+                            .and_then(|v| v.as_str())
+                            .unwrap_or("other")
+                            .to_owned(),
+                        workflow_id: r
+                            .payload
+                            .0
+                            .get("workflow_id")
+                            .and_then(|v| v.as_str())
+                            .map(str::to_owned),
+                        at: r.event_timestamp.0,
+                    })
+                })
+                .collect();
+            let n = rows.len();
+            total += self.apply(&facts).await?;
+            if n < 5000 {
+                return Ok(total);
+            }
+        }
+    }
+
+    /// Embedded profile: consume envelopes from the relay, flushing every `batch_size` items or
+    /// `flush_interval_ms`. A failed batch is retried; nothing is acknowledged before it commits.
+    pub async fn run_local(
+        self,
+        mut rx: mpsc::Receiver<Vec<OnexEnvelopeV1>>,
+        shutdown: CancellationToken,
+    ) {
+        match self.catch_up().await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(events = n, "reducer caught up from event_logs"),
+            Err(e) => {
+                tracing::warn!(error = %e, "reducer catch-up failed; will retry on the next batch")
+            }
+        }
+        let flush = Duration::from_millis(self.settings.flush_interval_ms);
+        let mut pending: Vec<StampFact> = Vec::new();
+        let mut needs_catch_up = false;
+        loop {
+            let deadline = tokio::time::Instant::now() + flush;
+            loop {
+                tokio::select! {
+                    got = rx.recv() => match got {
+                        Some(envs) => {
+                            pending.extend(envs.iter().filter_map(fact_from_envelope));
+                            if pending.len() >= self.settings.batch_size { break; }
+                        }
+                        None => { let _ = self.apply(&pending).await; return; }
+                    },
+                    _ = tokio::time::sleep_until(deadline) => break,
+                    _ = shutdown.cancelled() => { let _ = self.apply(&pending).await; return; }
+                }
+            }
+            if needs_catch_up {
+                needs_catch_up = self.catch_up().await.is_err();
+            }
+            if pending.is_empty() {
+                continue;
+            }
+            match self.apply(&pending).await {
+                Ok(_) => pending.clear(),
+                Err(e) => {
+                    // The events are in event_logs: drop the in-memory copy and catch up from there.
+                    tracing::warn!(error = %e, items = pending.len(), "reducer batch failed; will catch up");
+                    pending.clear();
+                    needs_catch_up = true;
+                    tokio::time::sleep(Duration::from_millis(500)).await;
+                }
+            }
+        }
+    }
+}
+
+/// Production profile: the reducer's Kafka consumer-group handler.
+pub struct KafkaReducer(pub Reducer);
+
+impl BatchHandler for KafkaReducer {
+    fn handle(
+        &self,
+        batch: &[Incoming],
+    ) -> impl Future<Output = Result<Vec<(usize, Poison)>, String>> + Send {
+        let mut facts = Vec::with_capacity(batch.len());
+        let mut poison = Vec::new();
+        for (i, m) in batch.iter().enumerate() {
+            match m
+                .value
+                .as_deref()
+                .map(serde_json::from_slice::<OnexEnvelopeV1>)
+            {
+                Some(Ok(env)) => facts.extend(fact_from_envelope(&env)),
+                Some(Err(e)) => poison.push((
+                    i,
+                    Poison {
+                        class_name: "omninode.bridge.InvalidEnvelopeError".into(),
+                        message: e.to_string(),
+                    },
+                )),
+                None => poison.push((
+                    i,
+                    Poison {
+                        class_name: "omninode.bridge.EmptyMessageError".into(),
+                        message: "message has no value".into(),
+                    },
+                )),
+            }
+        }
+        let reducer = self.0.clone();
+        async move {
+            reducer.apply(&facts).await.map_err(|e| e.to_string())?;
+            Ok(poison)
+        }
+    }
+}
