@@ -52,6 +52,7 @@ pub struct KafkaSettings {
     pub brokers: String,
     pub topic_env: String,
     pub create_topics: bool,
+    pub replication_factor: i32,
     pub consumer_group: String,
     pub session_timeout_ms: u64,
     pub delivery_timeout_ms: u64,
@@ -252,6 +253,9 @@ impl Settings {
                 "kafka.topic_env",
                 "must be non-empty [A-Za-z0-9_-]",
             ));
+        }
+        if self.kafka.replication_factor < 1 {
+            return Err(invalid("kafka.replication_factor", "must be at least 1"));
         }
         if self.kafka.consumer_group.trim().is_empty() {
             return Err(invalid("kafka.consumer_group", "must not be empty"));

@@ -460,7 +460,7 @@ fn topics_create_is_idempotent() {
         let stdout = String::from_utf8_lossy(&out.stdout);
         if round == 0 {
             assert!(
-                stdout.contains("created 32 topic(s)") || stdout.contains("created 45 topic(s)"),
+                stdout.contains("created 32 topic(s)") || stdout.contains("created 46 topic(s)"),
                 "{stdout}"
             );
         } else {

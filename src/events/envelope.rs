@@ -5,24 +5,46 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use uuid::Uuid;
 
+/// Required on input: `event_id`, `event_type`, `event_timestamp`, `payload`. Everything else has a
+/// default, so envelopes of other producers (the original service's clients) are accepted.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct OnexEnvelopeV1 {
+    #[serde(default = "default_version")]
     pub envelope_version: String,
     pub event_id: Uuid,
     pub event_type: String,
+    #[serde(default = "default_version")]
     pub event_version: String,
     pub event_timestamp: DateTime<Utc>,
+    #[serde(default)]
     pub source_node_id: String,
+    #[serde(default)]
     pub source_service: String,
+    #[serde(default)]
     pub source_version: String,
+    #[serde(default)]
     pub source_instance: String,
+    #[serde(default)]
     pub correlation_id: Option<Uuid>,
+    #[serde(default)]
     pub causation_id: Option<Uuid>,
+    #[serde(default)]
     pub environment: String,
+    #[serde(default)]
     pub region: String,
+    #[serde(default)]
     pub partition_key: Option<String>,
     pub payload: Value,
+    #[serde(default = "empty_object")]
     pub metadata: Value,
+}
+
+fn default_version() -> String {
+    "1.0".into()
+}
+
+fn empty_object() -> Value {
+    Value::Object(Default::default())
 }
 
 impl OnexEnvelopeV1 {
@@ -71,6 +93,17 @@ mod tests {
         let back: Value = serde_json::to_value(&env).unwrap();
         let original: Value = serde_json::from_str(EXAMPLE).unwrap();
         assert_eq!(back, original);
+    }
+
+    #[test]
+    fn minimal_envelopes_of_other_producers_are_accepted() {
+        let env: OnexEnvelopeV1 = serde_json::from_str(
+            r#"{"event_id":"6f1c1e4e-5b7a-4a43-9f61-0d1f7f0c2a11","event_type":"x","event_timestamp":"2025-01-01T00:00:00Z","payload":{}}"#,
+        )
+        .unwrap();
+        assert_eq!(env.envelope_version, "1.0");
+        assert!(env.metadata.is_object());
+        assert!(serde_json::from_str::<OnexEnvelopeV1>(r#"{"event_type":"x"}"#).is_err());
     }
 
     #[test]

@@ -117,8 +117,8 @@ pub fn codegen_topics() -> Vec<(String, i32)> {
 /// Partitions of our own event topics (keyed by namespace or correlation id).
 pub const EVENT_TOPIC_PARTITIONS: i32 = 3;
 
-/// Every topic the service uses: own event topics (3 partitions) and their `.dlq` (1), and the 13
-/// codegen topics.
+/// Every topic the service uses: own event topics (3 partitions) and their `.dlq` (1), the 13
+/// codegen topics, and the status topic's `.dlq` (1) for its dead letters.
 pub fn all_topics(env: &str) -> Vec<(String, i32)> {
     let t = Topics::new(env);
     let mut v = Vec::new();
@@ -128,15 +128,17 @@ pub fn all_topics(env: &str) -> Vec<(String, i32)> {
         v.push((name, EVENT_TOPIC_PARTITIONS));
     }
     v.extend(codegen_topics());
+    v.push((Topics::dlq(CODEGEN_STATUS_TOPIC), 1));
     v
 }
 
-/// The topics whose events the tracer records (everything but dead letters).
+/// The topics whose events the tracer records: own event topics and all 13 codegen topics (their
+/// DLQ topics included: dead letters are events too). Our own `.dlq` topics are the DLQ monitor's.
 pub fn traced_topics(env: &str) -> Vec<String> {
     all_topics(env)
         .into_iter()
         .map(|(t, _)| t)
-        .filter(|t| !t.ends_with(".dlq") && !t.contains("_dlq_"))
+        .filter(|t| !t.ends_with(".dlq"))
         .collect()
 }
 
@@ -168,7 +170,7 @@ mod tests {
         );
         assert_eq!(codegen_topics().len(), 13);
         let all = all_topics("dev");
-        assert_eq!(all.len(), 16 * 2 + 13);
+        assert_eq!(all.len(), 16 * 2 + 13 + 1);
         assert!(all.contains(&("omninode_codegen_status_session_v1".to_owned(), 6)));
         assert!(all.contains(&("omninode_codegen_request_pattern_v1".to_owned(), 3)));
         assert!(all.contains(&("omninode_codegen_dlq_mixin_v1".to_owned(), 1)));
@@ -177,7 +179,7 @@ mod tests {
             "omninode_codegen_dlq_analyze_v1"
         );
         assert_eq!(dlq_topic_for("x.v1"), "x.v1.dlq");
-        assert_eq!(traced_topics("dev").len(), 16 + 9);
+        assert_eq!(traced_topics("dev").len(), 16 + 13);
         let slugs: std::collections::HashSet<_> = EventKind::ALL.iter().map(|k| k.slug()).collect();
         assert_eq!(slugs.len(), EventKind::ALL.len());
     }

@@ -67,68 +67,47 @@ async fn method_not_allowed(req: HttpRequest) -> Result<HttpResponse, ApiError> 
     ))
 }
 
+/// A resource answering `route` and, for any other method, a 405 in the unified envelope.
+fn resource(path: &str, route: actix_web::Route) -> actix_web::Resource {
+    web::resource(path)
+        .route(route)
+        .default_service(web::to(method_not_allowed))
+}
+
 /// Every route of the service.
 pub fn configure(cfg: &mut web::ServiceConfig, state: web::Data<AppState>) {
     let s = &state.settings.stamping;
     // JSON bodies carry `content` escaped; allow for escaping overhead, then check the decoded size.
-    let json_limit = extract::JsonLimit(
-        s.max_content_bytes
-            .saturating_mul(2)
-            .saturating_add(1 << 20),
-    );
+    let json_limit =
+        extract::JsonLimit(s.max_content_bytes.saturating_mul(2).saturating_add(1 << 20));
     cfg.app_data(state.clone())
         .app_data(json_limit)
-        .route("/", web::get().to(system::root))
-        .route("/health", web::get().to(system::live))
-        .route("/metrics", web::get().to(system::metrics_prometheus))
-        .route("/openapi.json", web::get().to(system::openapi_json))
+        .service(resource("/", web::get().to(system::root)))
+        .service(resource("/health", web::get().to(system::live)))
+        .service(resource("/metrics", web::get().to(system::metrics_prometheus)))
+        .service(resource("/openapi.json", web::get().to(system::openapi_json)))
         .service(
             utoipa_swagger_ui::SwaggerUi::new("/docs/{_:.*}")
                 .url("/api-docs/openapi.json", system::ApiDoc::openapi()),
         )
         .service(
             web::scope("/api/v1/metadata-stamping")
-                .service(
-                    web::resource("/hash")
-                        .route(web::post().to(stamping::hash))
-                        .default_service(web::to(method_not_allowed)),
-                )
-                .service(
-                    web::resource("/stamp")
-                        .route(web::post().to(stamping::stamp))
-                        .default_service(web::to(method_not_allowed)),
-                )
-                .route("/stamp/{file_hash}", web::get().to(stamping::get_stamp))
-                .service(
-                    web::resource("/validate")
-                        .route(web::post().to(stamping::validate))
-                        .default_service(web::to(method_not_allowed)),
-                )
-                .service(
-                    web::resource("/batch")
-                        .route(web::post().to(stamping::batch))
-                        .default_service(web::to(method_not_allowed)),
-                )
-                .route(
-                    "/namespace/{namespace}",
-                    web::get().to(stamping::list_namespace),
-                )
-                .route(
-                    "/validate-protocol",
-                    web::post().to(stamping::validate_protocol),
-                )
-                .route("/health", web::get().to(system::health))
-                .route("/health/live", web::get().to(system::live))
-                .route("/health/ready", web::get().to(system::ready))
-                .route("/metrics", web::get().to(system::metrics_json)),
+                .service(resource("/hash", web::post().to(stamping::hash)))
+                .service(resource("/stamp", web::post().to(stamping::stamp)))
+                .service(resource("/stamp/{file_hash}", web::get().to(stamping::get_stamp)))
+                .service(resource("/validate", web::post().to(stamping::validate)))
+                .service(resource("/batch", web::post().to(stamping::batch)))
+                .service(resource("/namespace/{namespace}", web::get().to(stamping::list_namespace)))
+                .service(resource("/validate-protocol", web::post().to(stamping::validate_protocol)))
+                .service(resource("/health", web::get().to(system::health)))
+                .service(resource("/health/live", web::get().to(system::live)))
+                .service(resource("/health/ready", web::get().to(system::ready)))
+                .service(resource("/metrics", web::get().to(system::metrics_json))),
         )
-        .route("/api/v1/aggregations", web::get().to(aggregations::list))
-        .route(
-            "/api/v1/aggregations/{namespace}",
-            web::get().to(aggregations::get),
-        )
-        .route("/aggregation/query", web::post().to(aggregations::query))
-        .route("/state/snapshot", web::get().to(aggregations::snapshot))
+        .service(resource("/api/v1/aggregations", web::get().to(aggregations::list)))
+        .service(resource("/api/v1/aggregations/{namespace}", web::get().to(aggregations::get)))
+        .service(resource("/aggregation/query", web::post().to(aggregations::query)))
+        .service(resource("/state/snapshot", web::get().to(aggregations::snapshot)))
         .default_service(web::to(not_found));
 }
 

@@ -271,6 +271,21 @@ impl StampingService {
         field_prefix: &str,
     ) -> Result<(RenderedStamp, PendingStamp, FileType), StampingError> {
         let meta = StampMetadata::from_map(&cmd.metadata, field_prefix)?;
+        // Stored text (PostgreSQL text/jsonb) cannot hold NUL: refuse it up front, naming the field,
+        // instead of failing the group commit it would share with other requests.
+        let file_field = field_prefix.strip_suffix("metadata").unwrap_or("").to_owned() + "file_path";
+        if cmd.file_path.as_deref().is_some_and(|p| p.contains('\0')) {
+            return Err(StampingError::InvalidField {
+                field: file_field,
+                message: "must not contain NUL characters".into(),
+            });
+        }
+        if let Some(path) = find_nul(&Value::Object(cmd.metadata.clone()), field_prefix) {
+            return Err(StampingError::InvalidField {
+                field: path,
+                message: "must not contain NUL characters".into(),
+            });
+        }
         let protocol_version = meta
             .protocol_version
             .clone()
@@ -567,6 +582,25 @@ impl StampingService {
         let (rows, total) =
             stamps::list_namespace(&self.inner.db, namespace.as_str(), limit, offset).await?;
         Ok((rows.into_iter().map(StampRecord::from).collect(), total))
+    }
+}
+
+/// Path of the first string (key or value) containing NUL inside `v`.
+fn find_nul(v: &Value, path: &str) -> Option<String> {
+    match v {
+        Value::String(s) if s.contains('\0') => Some(path.to_owned()),
+        Value::Array(items) => items
+            .iter()
+            .enumerate()
+            .find_map(|(i, x)| find_nul(x, &format!("{path}[{i}]"))),
+        Value::Object(map) => map.iter().find_map(|(k, x)| {
+            if k.contains('\0') {
+                Some(path.to_owned())
+            } else {
+                find_nul(x, &format!("{path}.{k}"))
+            }
+        }),
+        _ => None,
     }
 }
 

@@ -88,8 +88,8 @@ impl StoreError {
                     kind,
                     diesel::result::DatabaseErrorKind::ClosedConnection
                         | diesel::result::DatabaseErrorKind::UnableToSendCommand
-                ) || info.message().contains("connection")
-                    || info.message().contains("statement timeout")
+                ) || info.message().contains("server closed the connection")
+                    || info.message().contains("connection reset")
             }
             StoreError::Query(diesel::result::Error::BrokenTransactionManager) => true,
             _ => false,
