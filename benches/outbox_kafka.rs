@@ -187,7 +187,7 @@ async fn main() {
                     metadata: Default::default(),
                     protocol_version: None,
                 };
-                let _ = svc.stamp(cmd, None).await;
+                let _ = svc.stamp(cmd, &Default::default()).await;
             });
         }
     });

@@ -18,12 +18,13 @@ if [ -z "${OMNINODE_TEST_PG_URL:-}" ]; then
     export OMNINODE_TEST_PG_URL="postgres://postgres@127.0.0.1:${PGPORT:-5432}"
 fi
 
-# Databases left behind by interrupted earlier runs.
+# Databases left behind by interrupted earlier runs (ones nobody is connected to: a suite running
+# at the same time against the same server keeps its own).
 if command -v psql >/dev/null 2>&1; then
     psql "$OMNINODE_TEST_PG_URL/postgres" -Atqc \
         "SELECT datname FROM pg_database WHERE datname LIKE 'omninode_test_%'" 2>/dev/null \
         | while read -r db; do
-            psql "$OMNINODE_TEST_PG_URL/postgres" -qc "DROP DATABASE IF EXISTS $db WITH (FORCE)" >/dev/null 2>&1 || true
+            psql "$OMNINODE_TEST_PG_URL/postgres" -qc "DROP DATABASE IF EXISTS $db" >/dev/null 2>&1 || true
         done
 fi
 

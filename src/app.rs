@@ -72,14 +72,55 @@ impl Services {
             )
         } else {
             let publisher = KafkaPublisher::new(&settings.kafka)?;
-            if settings.kafka.create_topics {
-                let (created, existing) =
-                    crate::kafka::admin::create_topics(&settings.kafka).await?;
-                tracing::info!(
-                    created = created.len(),
-                    existing = existing.len(),
-                    "kafka topics ready"
-                );
+            let topics_ready = settings.kafka.create_topics
+                && match tokio::time::timeout(
+                    Duration::from_secs(10),
+                    crate::kafka::admin::create_topics(&settings.kafka),
+                )
+                .await
+                {
+                    Ok(Ok((created, existing))) => {
+                        tracing::info!(
+                            created = created.len(),
+                            existing = existing.len(),
+                            "kafka topics ready"
+                        );
+                        true
+                    }
+                    Ok(Err(e)) => {
+                        tracing::warn!(error = %e, "creating kafka topics failed; retrying in the background");
+                        false
+                    }
+                    Err(_) => {
+                        tracing::warn!(
+                            "creating kafka topics timed out; retrying in the background"
+                        );
+                        false
+                    }
+                };
+            if settings.kafka.create_topics && !topics_ready {
+                // Kafka being down must not stop stamping: keep trying in the background.
+                let kafka = settings.kafka.clone();
+                let token = shutdown.clone();
+                consumers.push(tokio::spawn(async move {
+                    let mut attempt = 0u32;
+                    loop {
+                        match crate::kafka::admin::create_topics(&kafka).await {
+                            Ok((created, existing)) => {
+                                tracing::info!(created = created.len(), existing = existing.len(), "kafka topics ready");
+                                return;
+                            }
+                            Err(e) => {
+                                attempt += 1;
+                                tracing::warn!(error = %e, attempt, "creating kafka topics failed; retrying");
+                            }
+                        }
+                        tokio::select! {
+                            _ = token.cancelled() => return,
+                            _ = tokio::time::sleep(Duration::from_secs((1u64 << attempt.min(5)).min(30))) => {}
+                        }
+                    }
+                }));
             }
             let spec = ConsumerSpec {
                 group_id: format!("{}.tracer", settings.kafka.consumer_group),
@@ -135,6 +176,7 @@ impl Services {
             db,
             stamping,
             bus,
+            kafka: publisher.clone(),
             started: Instant::now(),
         });
         Ok(Services {

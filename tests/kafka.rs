@@ -16,6 +16,8 @@ use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::ClientConfig;
 use serde_json::{json, Value};
 
+const TRACEPARENT: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+
 fn brokers() -> String {
     std::env::var("OMNINODE_TEST_KAFKA").expect(
         "OMNINODE_TEST_KAFKA must name a Kafka broker (scripts/test.sh starts tansu and sets it)",
@@ -126,6 +128,7 @@ async fn stamp_events_reach_kafka(backend: Backend) {
         .client
         .post(app.api("/stamp"))
         .header("X-Correlation-ID", &cid)
+        .header("traceparent", TRACEPARENT)
         .json(&json!({"content": "to kafka", "namespace": "kafka.ns"}))
         .send()
         .await
@@ -164,6 +167,35 @@ async fn stamp_events_reach_kafka(backend: Backend) {
     );
     assert_eq!(first.headers["event_type"], "metadata-stamp-created");
     assert_eq!(first.headers["correlation_id"], cid);
+    assert_eq!(first.headers["traceparent"], TRACEPARENT);
+    assert_eq!(first.value["metadata"]["traceparent"], TRACEPARENT);
+    assert_eq!(
+        first.headers["event_id"],
+        first.value["event_id"].as_str().unwrap()
+    );
+    // Keys of the other events: partition_key (the namespace) for validations, the request's
+    // correlation id for batches (they have no single namespace).
+    let validated_event = got
+        .iter()
+        .find(|r| r.value["event_type"] == "metadata-stamp-validated")
+        .unwrap();
+    assert_eq!(
+        validated_event.key.as_deref(),
+        Some("omninode.services.metadata")
+    );
+    assert_eq!(
+        validated_event.headers["event_type"],
+        "metadata-stamp-validated"
+    );
+    let batch_event = got
+        .iter()
+        .find(|r| r.value["event_type"] == "metadata-batch-processed")
+        .unwrap();
+    assert_eq!(
+        batch_event.key.as_deref(),
+        batch_event.value["correlation_id"].as_str()
+    );
+    assert_eq!(batch_event.value["payload"]["total_items"], 2);
     let types: HashSet<&str> = got
         .iter()
         .filter_map(|r| r.value["event_type"].as_str())

@@ -450,3 +450,63 @@ async fn migrations_run_up_down_up() {
         db.drop_db().await;
     }
 }
+
+/// SIGTERM lets in-flight requests finish, then the process exits cleanly.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_drains_in_flight_requests() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("t.db").display());
+    let port = free_port();
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(20))
+        .build()
+        .unwrap();
+    let mut svc = spawn_service(&url, port, None);
+    wait_ready(&client, &svc.base).await;
+    // A request that takes a while: a 200 MiB upload, streamed slowly in 1 MiB chunks.
+    let chunks = futures_util::stream::unfold(0u32, |i| async move {
+        if i == 200 {
+            return None;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+        Some((Ok::<_, std::io::Error>(vec![b'x'; 1 << 20]), i + 1))
+    });
+    let req = client
+        .post(format!("{}/api/v1/metadata-stamping/hash", svc.base))
+        .header("content-type", "application/octet-stream")
+        .body(reqwest::Body::wrap_stream(chunks))
+        .send();
+    let in_flight = tokio::spawn(req);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let pid = svc.child.id().to_string();
+    assert!(Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap()
+        .success());
+    let res = in_flight
+        .await
+        .unwrap()
+        .expect("in-flight request completed");
+    assert_eq!(res.status(), 200);
+    let body: Value = res.json().await.unwrap();
+    assert_eq!(body["data"]["file_size_bytes"], 200u64 << 20);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        if let Some(status) = svc.child.try_wait().unwrap() {
+            assert!(status.success(), "exit status {status:?}");
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "process did not exit after SIGTERM"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // New connections are refused once it is gone.
+    assert!(client
+        .get(format!("{}/health", svc.base))
+        .send()
+        .await
+        .is_err());
+}

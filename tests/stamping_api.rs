@@ -292,30 +292,68 @@ async fn stamp_rejects_bad_input(backend: Backend) {
     assert_error(s, &b, 404, "NOT_FOUND", None);
     let (s, b) = app.get("/stamp").await;
     assert_error(s, &b, 405, "METHOD_NOT_ALLOWED", None);
-    let res = app.client.get(app.api("/validate-protocol")).send().await.unwrap();
+    let res = app
+        .client
+        .get(app.api("/validate-protocol"))
+        .send()
+        .await
+        .unwrap();
     let s = res.status().as_u16();
-    assert_error(s, &res.json().await.unwrap(), 405, "METHOD_NOT_ALLOWED", None);
-    let res = app.client.delete(app.api(&format!("/stamp/{HELLO_HASH}"))).send().await.unwrap();
+    assert_error(
+        s,
+        &res.json().await.unwrap(),
+        405,
+        "METHOD_NOT_ALLOWED",
+        None,
+    );
+    let res = app
+        .client
+        .delete(app.api(&format!("/stamp/{HELLO_HASH}")))
+        .send()
+        .await
+        .unwrap();
     let s = res.status().as_u16();
-    assert_error(s, &res.json().await.unwrap(), 405, "METHOD_NOT_ALLOWED", None);
+    assert_error(
+        s,
+        &res.json().await.unwrap(),
+        405,
+        "METHOD_NOT_ALLOWED",
+        None,
+    );
 
     // NUL cannot be stored (PostgreSQL text/jsonb): refused with the field named, nothing written.
-    let (s, b) = app.post_json("/stamp", &json!({"content": "ok", "file_path": "a\u{0}b"})).await;
+    let (s, b) = app
+        .post_json("/stamp", &json!({"content": "ok", "file_path": "a\u{0}b"}))
+        .await;
     assert_error(s, &b, 422, "VALIDATION_ERROR", Some("file_path"));
-    let (s, b) = app.post_json("/stamp", &json!({"content": "ok", "metadata": {"tags": ["x", "y\u{0}"]}})).await;
+    let (s, b) = app
+        .post_json(
+            "/stamp",
+            &json!({"content": "ok", "metadata": {"tags": ["x", "y\u{0}"]}}),
+        )
+        .await;
     assert_error(s, &b, 422, "VALIDATION_ERROR", Some("metadata.tags[1]"));
     let (s, b) = app
-        .post_json("/batch", &json!({"items": [{"content": "fine"}, {"content": "ok", "file_path": "\u{0}"}]}))
+        .post_json(
+            "/batch",
+            &json!({"items": [{"content": "fine"}, {"content": "ok", "file_path": "\u{0}"}]}),
+        )
         .await;
     assert_eq!(s, 200, "{b}");
     assert_eq!(b["status"], "partial");
-    assert_eq!(b["data"]["results"][1]["error"]["field"], "items[1].file_path");
+    assert_eq!(
+        b["data"]["results"][1]["error"]["field"],
+        "items[1].file_path"
+    );
 
     // Nothing was lost and the service is still healthy.
     let (s, _) = app.get("/health/ready").await;
     assert_eq!(s, 200);
     let (_, list) = app.get("/namespace/omninode.services.metadata").await;
-    assert_eq!(list["data"]["total_stamps"], 2, "the NUL-content stamp and the batch's good item");
+    assert_eq!(
+        list["data"]["total_stamps"], 2,
+        "the NUL-content stamp and the batch's good item"
+    );
     app.stop().await;
 }
 
@@ -811,7 +849,10 @@ async fn events_are_published_for_stamps_validations_and_batches(backend: Backen
     while let Ok(ev) = tokio::time::timeout_at(deadline, rx.recv()).await {
         let ev = ev.expect("bus open");
         if ev.topic.contains(".metadata-") {
-            seen.push((ev.topic.clone(), serde_json::to_value(&ev.envelope).unwrap()));
+            seen.push((
+                ev.topic.clone(),
+                serde_json::to_value(&ev.envelope).unwrap(),
+            ));
         }
     }
     let topics: Vec<&str> = seen.iter().map(|(t, _)| t.as_str()).collect();

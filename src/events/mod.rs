@@ -19,6 +19,25 @@ use crate::store::sql_types::{DbJson, DbTs, DbUuid};
 use envelope::OnexEnvelopeV1;
 use topics::{EventKind, Topics};
 
+/// Where an event comes from, for correlation: the request's correlation id (a UUID goes into
+/// `correlation_id`; any other caller-chosen id into `metadata.correlation_ref`) and its W3C
+/// `traceparent` (into `metadata.traceparent`, and from there into the Kafka header).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct TraceContext {
+    pub correlation_id: Option<Uuid>,
+    pub correlation_ref: Option<String>,
+    pub traceparent: Option<String>,
+}
+
+impl From<Option<Uuid>> for TraceContext {
+    fn from(correlation_id: Option<Uuid>) -> Self {
+        TraceContext {
+            correlation_id,
+            ..Default::default()
+        }
+    }
+}
+
 /// Builds envelopes stamped with this instance's identity.
 #[derive(Clone)]
 pub struct EventFactory {
@@ -40,10 +59,19 @@ impl EventFactory {
     pub fn envelope(
         &self,
         kind: EventKind,
-        correlation_id: Option<Uuid>,
+        trace: impl Into<TraceContext>,
         partition_key: Option<String>,
         payload: Value,
     ) -> OnexEnvelopeV1 {
+        let trace = trace.into();
+        let mut metadata = serde_json::Map::new();
+        if let Some(r) = trace.correlation_ref {
+            metadata.insert("correlation_ref".into(), Value::String(r));
+        }
+        if let Some(tp) = trace.traceparent {
+            metadata.insert("traceparent".into(), Value::String(tp));
+        }
+        let correlation_id = trace.correlation_id;
         OnexEnvelopeV1 {
             envelope_version: "1.0".into(),
             event_id: Uuid::new_v4(),
@@ -60,7 +88,7 @@ impl EventFactory {
             region: "local".into(),
             partition_key,
             payload,
-            metadata: Value::Object(Default::default()),
+            metadata: Value::Object(metadata),
         }
     }
 

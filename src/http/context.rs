@@ -14,6 +14,8 @@ use uuid::Uuid;
 #[derive(Debug, Clone)]
 pub struct RequestCtx {
     pub correlation_id: String,
+    /// W3C `traceparent` header, when the caller sent one.
+    pub traceparent: Option<String>,
     /// The correlation id when it is a UUID (the only form events carry).
     pub correlation_uuid: Option<Uuid>,
     pub request_id: String,
@@ -31,6 +33,19 @@ impl RequestCtx {
 
     pub fn correlation_uuid() -> Option<Uuid> {
         CTX.try_with(|c| c.correlation_uuid).ok().flatten()
+    }
+
+    /// The trace context events of this request carry.
+    pub fn trace() -> crate::events::TraceContext {
+        CTX.try_with(|c| crate::events::TraceContext {
+            correlation_id: c.correlation_uuid,
+            correlation_ref: c
+                .correlation_uuid
+                .is_none()
+                .then(|| c.correlation_id.clone()),
+            traceparent: c.traceparent.clone(),
+        })
+        .unwrap_or_default()
     }
 }
 
@@ -53,6 +68,7 @@ pub async fn correlation(
     let request_id =
         id_from_header(&req, REQUEST_HEADER).unwrap_or_else(|| Uuid::new_v4().to_string());
     let ctx = RequestCtx {
+        traceparent: id_from_header(&req, "traceparent"),
         correlation_uuid: Uuid::parse_str(&correlation_id).ok(),
         correlation_id: correlation_id.clone(),
         request_id: request_id.clone(),

@@ -28,6 +28,8 @@ pub struct AppState {
     pub db: Db,
     pub stamping: StampingService,
     pub bus: EventBus,
+    /// The Kafka producer (production profile), for health checks.
+    pub kafka: Option<crate::kafka::producer::KafkaPublisher>,
     pub started: Instant,
 }
 
@@ -78,14 +80,23 @@ fn resource(path: &str, route: actix_web::Route) -> actix_web::Resource {
 pub fn configure(cfg: &mut web::ServiceConfig, state: web::Data<AppState>) {
     let s = &state.settings.stamping;
     // JSON bodies carry `content` escaped; allow for escaping overhead, then check the decoded size.
-    let json_limit =
-        extract::JsonLimit(s.max_content_bytes.saturating_mul(2).saturating_add(1 << 20));
+    let json_limit = extract::JsonLimit(
+        s.max_content_bytes
+            .saturating_mul(2)
+            .saturating_add(1 << 20),
+    );
     cfg.app_data(state.clone())
         .app_data(json_limit)
         .service(resource("/", web::get().to(system::root)))
         .service(resource("/health", web::get().to(system::live)))
-        .service(resource("/metrics", web::get().to(system::metrics_prometheus)))
-        .service(resource("/openapi.json", web::get().to(system::openapi_json)))
+        .service(resource(
+            "/metrics",
+            web::get().to(system::metrics_prometheus),
+        ))
+        .service(resource(
+            "/openapi.json",
+            web::get().to(system::openapi_json),
+        ))
         .service(
             utoipa_swagger_ui::SwaggerUi::new("/docs/{_:.*}")
                 .url("/api-docs/openapi.json", system::ApiDoc::openapi()),
@@ -94,20 +105,41 @@ pub fn configure(cfg: &mut web::ServiceConfig, state: web::Data<AppState>) {
             web::scope("/api/v1/metadata-stamping")
                 .service(resource("/hash", web::post().to(stamping::hash)))
                 .service(resource("/stamp", web::post().to(stamping::stamp)))
-                .service(resource("/stamp/{file_hash}", web::get().to(stamping::get_stamp)))
+                .service(resource(
+                    "/stamp/{file_hash}",
+                    web::get().to(stamping::get_stamp),
+                ))
                 .service(resource("/validate", web::post().to(stamping::validate)))
                 .service(resource("/batch", web::post().to(stamping::batch)))
-                .service(resource("/namespace/{namespace}", web::get().to(stamping::list_namespace)))
-                .service(resource("/validate-protocol", web::post().to(stamping::validate_protocol)))
+                .service(resource(
+                    "/namespace/{namespace}",
+                    web::get().to(stamping::list_namespace),
+                ))
+                .service(resource(
+                    "/validate-protocol",
+                    web::post().to(stamping::validate_protocol),
+                ))
                 .service(resource("/health", web::get().to(system::health)))
                 .service(resource("/health/live", web::get().to(system::live)))
                 .service(resource("/health/ready", web::get().to(system::ready)))
                 .service(resource("/metrics", web::get().to(system::metrics_json))),
         )
-        .service(resource("/api/v1/aggregations", web::get().to(aggregations::list)))
-        .service(resource("/api/v1/aggregations/{namespace}", web::get().to(aggregations::get)))
-        .service(resource("/aggregation/query", web::post().to(aggregations::query)))
-        .service(resource("/state/snapshot", web::get().to(aggregations::snapshot)))
+        .service(resource(
+            "/api/v1/aggregations",
+            web::get().to(aggregations::list),
+        ))
+        .service(resource(
+            "/api/v1/aggregations/{namespace}",
+            web::get().to(aggregations::get),
+        ))
+        .service(resource(
+            "/aggregation/query",
+            web::post().to(aggregations::query),
+        ))
+        .service(resource(
+            "/state/snapshot",
+            web::get().to(aggregations::snapshot),
+        ))
         .default_service(web::to(not_found));
 }
 

@@ -72,7 +72,7 @@ pub async fn stamp(
         metadata: req.metadata.unwrap_or_default(),
         protocol_version: req.protocol_version,
     };
-    let outcome = svc.stamp(cmd, RequestCtx::correlation_uuid()).await?;
+    let outcome = svc.stamp(cmd, &RequestCtx::trace()).await?;
     Ok(ok(stamp_response(outcome, namespace.to_string())))
 }
 
@@ -108,7 +108,7 @@ pub async fn validate(
             &req.content,
             req.options.expected_hash.as_deref(),
             &namespace,
-            RequestCtx::correlation_uuid(),
+            &RequestCtx::trace(),
         )
         .await?;
     let v = outcome.validation;
@@ -428,34 +428,32 @@ pub async fn batch(
         results[i] = Some(failed_item(id, err));
     }
     let positions: Vec<usize> = items.iter().map(|(i, _)| *i).collect();
-    let elapsed_ms;
-    if !items.is_empty() {
-        let outcome = svc
-            .batch(
-                items.into_iter().map(|(_, b)| b).collect(),
-                RequestCtx::correlation_uuid(),
-            )
-            .await?;
-        elapsed_ms = outcome.elapsed.as_secs_f64() * 1000.0;
-        for (pos, (id, result)) in positions.into_iter().zip(outcome.results) {
-            results[pos] = Some(match result {
-                Ok(o) => BatchItemResult {
-                    id,
-                    success: true,
-                    stamp_id: Some(o.record.id),
-                    file_hash: Some(o.record.file_hash.clone()),
-                    namespace: Some(o.record.namespace.clone()),
-                    stamp: Some(o.rendered.stamp),
-                    stamped_content: Some(o.rendered.stamped_content),
-                    created: Some(o.created),
-                    created_at: Some(o.record.created_at),
-                    error: None,
-                },
-                Err(e) => failed_item(id, e.into()),
-            });
-        }
-    } else {
-        elapsed_ms = 0.0;
+    let rejected = total - items.len();
+    // Always through the service, so the batch event counts every item, refused ones included.
+    let outcome = svc
+        .batch(
+            items.into_iter().map(|(_, b)| b).collect(),
+            rejected,
+            &RequestCtx::trace(),
+        )
+        .await?;
+    let elapsed_ms = outcome.elapsed.as_secs_f64() * 1000.0;
+    for (pos, (id, result)) in positions.into_iter().zip(outcome.results) {
+        results[pos] = Some(match result {
+            Ok(o) => BatchItemResult {
+                id,
+                success: true,
+                stamp_id: Some(o.record.id),
+                file_hash: Some(o.record.file_hash.clone()),
+                namespace: Some(o.record.namespace.clone()),
+                stamp: Some(o.rendered.stamp),
+                stamped_content: Some(o.rendered.stamped_content),
+                created: Some(o.created),
+                created_at: Some(o.record.created_at),
+                error: None,
+            },
+            Err(e) => failed_item(id, e.into()),
+        });
     }
     let results: Vec<BatchItemResult> = results.into_iter().flatten().collect();
     let successful = results.iter().filter(|r| r.success).count();

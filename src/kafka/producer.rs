@@ -160,6 +160,20 @@ impl KafkaPublisher {
         Ok(())
     }
 
+    /// Can a broker be reached? (A metadata request, off the async workers.)
+    pub async fn broker_reachable(&self, timeout: Duration) -> Result<usize, String> {
+        let producer = self.current();
+        tokio::task::spawn_blocking(move || {
+            producer
+                .client()
+                .fetch_metadata(None, Timeout::After(timeout))
+                .map(|m| m.brokers().len())
+                .map_err(|e| e.to_string())
+        })
+        .await
+        .map_err(|e| e.to_string())?
+    }
+
     /// Wait for queued messages (shutdown).
     pub fn flush(&self, timeout: Duration) {
         let _ = self.current().flush(Timeout::After(timeout));

@@ -15,7 +15,7 @@ use super::file_type::{classify, FileType};
 use super::namespace::{Namespace, NamespaceError};
 use crate::config::StampingSettings;
 use crate::events::topics::EventKind;
-use crate::events::EventFactory;
+use crate::events::{EventFactory, TraceContext};
 use crate::store::outbox::NewOutboxEvent;
 use crate::store::sql_types::{DbJson, DbTs, DbUuid};
 use crate::store::stamps::{self, PendingStamp, StampRow, Stored};
@@ -267,13 +267,17 @@ impl StampingService {
         &self,
         cmd: &StampCommand,
         canonical: &CanonicalHash,
-        correlation_id: Option<Uuid>,
+        trace: &TraceContext,
         field_prefix: &str,
     ) -> Result<(RenderedStamp, PendingStamp, FileType), StampingError> {
         let meta = StampMetadata::from_map(&cmd.metadata, field_prefix)?;
         // Stored text (PostgreSQL text/jsonb) cannot hold NUL: refuse it up front, naming the field,
         // instead of failing the group commit it would share with other requests.
-        let file_field = field_prefix.strip_suffix("metadata").unwrap_or("").to_owned() + "file_path";
+        let file_field = field_prefix
+            .strip_suffix("metadata")
+            .unwrap_or("")
+            .to_owned()
+            + "file_path";
         if cmd.file_path.as_deref().is_some_and(|p| p.contains('\0')) {
             return Err(StampingError::InvalidField {
                 field: file_field,
@@ -333,7 +337,7 @@ impl StampingService {
         let events = &self.inner.events;
         let created = events.envelope(
             EventKind::MetadataStampCreated,
-            correlation_id,
+            trace.clone(),
             Some(cmd.namespace.as_str().to_owned()),
             json!({
                 "stamp_id": id,
@@ -379,14 +383,13 @@ impl StampingService {
     pub async fn stamp(
         &self,
         cmd: StampCommand,
-        correlation_id: Option<Uuid>,
+        trace: &TraceContext,
     ) -> Result<StampOutcome, StampingError> {
         let started = Instant::now();
         self.check_content_size("content", &cmd.content)?;
         let (canonical, hash_time) = Self::canonical_hash(&cmd.content).await;
         self.inner.stats.hash_latency.record(hash_time);
-        let (rendered, pending, file_type) =
-            self.prepare(&cmd, &canonical, correlation_id, "metadata")?;
+        let (rendered, pending, file_type) = self.prepare(&cmd, &canonical, trace, "metadata")?;
         let mut stored = self.write_and_wait(vec![pending], Vec::new()).await?;
         let Some(stored) = stored.pop() else {
             return Err(StoreError::Failed("write returned no row".into()).into());
@@ -417,19 +420,22 @@ impl StampingService {
 
     /// Stamp many items; invalid items fail alone, valid ones are written together in one or a few
     /// transactions, with one `metadata-batch-processed` event.
+    /// `rejected` counts items the caller already refused (e.g. a bad per-item namespace): they
+    /// appear in the batch event's totals.
     pub async fn batch(
         &self,
         items: Vec<BatchItem>,
-        correlation_id: Option<Uuid>,
+        rejected: usize,
+        trace: &TraceContext,
     ) -> Result<BatchOutcome, StampingError> {
         let started = Instant::now();
-        if items.is_empty() {
+        if items.is_empty() && rejected == 0 {
             return Err(StampingError::EmptyBatch);
         }
         let limit = self.inner.settings.max_batch_items;
-        if items.len() > limit {
+        if items.len() + rejected > limit {
             return Err(StampingError::BatchTooLarge {
-                count: items.len(),
+                count: items.len() + rejected,
                 limit,
             });
         }
@@ -449,7 +455,7 @@ impl StampingService {
                     self.prepare(
                         &item.command,
                         &canonical,
-                        correlation_id,
+                        trace,
                         &format!("{field}.metadata"),
                     )
                     .map(|p| (p, hash_time))
@@ -465,13 +471,13 @@ impl StampingService {
             }
         }
         let succeeded = pending.len();
-        let failed = results.len() - succeeded;
+        let failed = results.len() - succeeded + rejected;
         let batch_event = self.inner.events.envelope(
             EventKind::MetadataBatchProcessed,
-            correlation_id,
+            trace.clone(),
             None,
             json!({
-                "total_items": results.len(),
+                "total_items": results.len() + rejected,
                 "successful_items": succeeded,
                 "failed_items": failed,
             }),
@@ -511,7 +517,7 @@ impl StampingService {
         content: &str,
         expected_hash: Option<&str>,
         namespace: &Namespace,
-        correlation_id: Option<Uuid>,
+        trace: &TraceContext,
     ) -> Result<ValidateOutcome, StampingError> {
         let started = Instant::now();
         self.check_content_size("content", content)?;
@@ -532,7 +538,7 @@ impl StampingService {
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let event = self.inner.events.envelope(
             EventKind::MetadataStampValidated,
-            correlation_id,
+            trace.clone(),
             Some(namespace.as_str().to_owned()),
             json!({
                 "file_hash": validation.current_hash,
@@ -545,15 +551,13 @@ impl StampingService {
             .inner
             .events
             .outbox_row(EventKind::MetadataStampValidated, &event);
-        // Publishing never fails a user request: a full or closed writer only costs a log line.
-        if let Err(e) = self.inner.writer.try_send(WriteJob {
-            pending: Vec::new(),
-            extra_events: vec![row],
-            reply: None,
-        }) {
+        // The event joins the next group commit; the answer waits for it, so an acknowledged
+        // validation has its event recorded. Publishing never fails a user request: if the
+        // database cannot take it, the validation result is still returned and the loss is counted.
+        if let Err(e) = self.write_and_wait(Vec::new(), vec![row]).await {
             metrics::counter!("events_dropped_total", "event_type" => "metadata-stamp-validated")
                 .increment(1);
-            tracing::warn!(error = %e, "validation event not recorded: writer queue full");
+            tracing::warn!(error = %e, "validation event not recorded");
         }
         Ok(ValidateOutcome {
             validation,

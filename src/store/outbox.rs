@@ -94,9 +94,10 @@ pub type RecordFn<'a> = &'a (dyn Fn(&[OutboxRow]) -> Vec<EventLogRow> + Sync);
 /// `record` gives event-log rows (embedded profile: the in-process bus is the only consumer), insert
 /// those into `event_logs` in the same transaction as the delete, so each event is recorded exactly once.
 ///
-/// PostgreSQL: one transaction `DELETE … WHERE seq IN (SELECT … FOR UPDATE SKIP LOCKED) RETURNING *`,
-/// publish, commit: several instances never publish the same row concurrently, and if `publish` fails
-/// the transaction rolls back and the rows stay. SQLite (one process, one relay): read, publish, then
+/// PostgreSQL: one transaction that takes a transaction-scoped advisory lock (one publishing relay at a
+/// time across instances, so per-key order holds between batches), then
+/// `DELETE … WHERE seq IN (SELECT … FOR UPDATE SKIP LOCKED) RETURNING *`, publish, commit; if `publish`
+/// fails the transaction rolls back and the rows stay. SQLite (one process, one relay): read, publish, then
 /// delete (+ record) in one `BEGIN IMMEDIATE` transaction; holding a read transaction across the publish
 /// would make the later write fail with `SQLITE_BUSY_SNAPSHOT`. A crash after publishing but before the
 /// delete republishes the rows; consumers dedupe on `event_id`.
@@ -115,6 +116,16 @@ where
         super::DbConn::Pg(conn) => {
             let conn: &mut diesel_async::AsyncPgConnection = conn;
             conn.transaction(async |conn| {
+                // One publisher at a time across instances keeps per-key order between batches;
+                // the others skip this round (they retry within a second).
+                let leader: bool = diesel::select(diesel::dsl::sql::<diesel::sql_types::Bool>(
+                    "pg_try_advisory_xact_lock(7382610)",
+                ))
+                .get_result(conn)
+                .await?;
+                if !leader {
+                    return Ok(0);
+                }
                 let mut rows: Vec<OutboxRow> = diesel::sql_query(
                     "DELETE FROM event_outbox WHERE seq IN \
                      (SELECT seq FROM event_outbox ORDER BY seq LIMIT $1 FOR UPDATE SKIP LOCKED) \
