@@ -325,6 +325,41 @@ async fn kill_9_during_burst_loses_no_acknowledged_stamp(backend: Backend, kafka
         );
         tokio::time::sleep(Duration::from_millis(300)).await;
     }
+    // The reducer's aggregate counts every stored stamp exactly once (acknowledged or not when the
+    // process died), after catching up.
+    let stored: Value = client
+        .get(format!(
+            "{}/api/v1/metadata-stamping/namespace/burst?limit=1",
+            svc.base
+        ))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let want = stored["data"]["total_stamps"].as_i64().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let agg: Value = client
+            .get(format!("{}/api/v1/aggregations/burst", svc.base))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let got = agg["data"]["total_stamps"].as_i64().unwrap_or(0);
+        assert!(got <= want, "aggregate over-counted: {got} > {want}");
+        if got == want {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "aggregate {got} of {want} stamps after restart"
+        );
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
     let _ = svc.child.kill();
     let _ = svc.child.wait();
     db.drop_db().await;

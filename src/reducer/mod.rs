@@ -69,20 +69,22 @@ impl Reducer {
             None,
             json!({"batch_id": batch_id, "namespaces": namespaces}),
         );
-        for a in &applied.aggregates {
-            push(
-                EventKind::StatePersisted,
-                Some(a.namespace.clone()),
-                json!({
-                    "batch_id": batch_id,
+        // One state-persisted event per batch (not per namespace): its payload lists every
+        // namespace's new totals and version.
+        push(
+            EventKind::StatePersisted,
+            None,
+            json!({
+                "batch_id": batch_id,
+                "states": applied.aggregates.iter().map(|a| json!({
                     "namespace": a.namespace,
                     "total_stamps": a.total_stamps,
                     "total_bytes": a.total_bytes,
                     "version": a.version,
                     "fsm_state": a.fsm_state,
-                }),
-            );
-        }
+                })).collect::<Vec<_>>(),
+            }),
+        );
         push(
             EventKind::BatchProcessed,
             None,

@@ -124,9 +124,51 @@ pub enum ApplyError {
 trait ReducerWrites {
     async fn insert_processed(&mut self, rows: &[ProcessedRow]) -> QueryResult<Vec<DbUuid>>;
     async fn insert_members(&mut self, rows: &[MemberRow]) -> QueryResult<Vec<MemberRow>>;
+    async fn insert_transitions(&mut self, rows: &[TransitionRow]) -> QueryResult<()>;
+    /// Write new aggregate rows with optimistic locking; returns how many were written.
+    async fn write_states(&mut self, rows: &[BridgeStateRow]) -> QueryResult<usize>;
 }
 
 impl ReducerWrites for diesel_async::AsyncPgConnection {
+    /// One multi-row upsert: `ON CONFLICT (namespace) DO UPDATE … WHERE stored.version + 1 =
+    /// excluded.version`.
+    async fn write_states(&mut self, rows: &[BridgeStateRow]) -> QueryResult<usize> {
+        use bridge_states::dsl as b;
+        use diesel::query_dsl::methods::FilterDsl;
+        use diesel::upsert::excluded;
+        diesel::insert_into(bridge_states::table)
+            .values(rows)
+            .on_conflict(b::namespace)
+            .do_update()
+            .set((
+                b::total_stamps.eq(excluded(b::total_stamps)),
+                b::total_bytes.eq(excluded(b::total_bytes)),
+                b::distinct_file_types.eq(excluded(b::distinct_file_types)),
+                b::distinct_workflows.eq(excluded(b::distinct_workflows)),
+                b::first_seen.eq(excluded(b::first_seen)),
+                b::last_seen.eq(excluded(b::last_seen)),
+                b::window_start.eq(excluded(b::window_start)),
+                b::window_end.eq(excluded(b::window_end)),
+                b::window_stamps.eq(excluded(b::window_stamps)),
+                b::fsm_state.eq(excluded(b::fsm_state)),
+                b::version.eq(excluded(b::version)),
+                b::updated_at.eq(excluded(b::updated_at)),
+            ))
+            .filter((b::version + 1).eq(excluded(b::version)))
+            .execute(self)
+            .await
+    }
+
+    async fn insert_transitions(&mut self, rows: &[TransitionRow]) -> QueryResult<()> {
+        for chunk in rows.chunks(5000) {
+            diesel::insert_into(bridge_state_transitions::table)
+                .values(chunk)
+                .execute(self)
+                .await?;
+        }
+        Ok(())
+    }
+
     async fn insert_processed(&mut self, rows: &[ProcessedRow]) -> QueryResult<Vec<DbUuid>> {
         let mut out = Vec::with_capacity(rows.len());
         for chunk in rows.chunks(5000) {
@@ -164,6 +206,39 @@ impl ReducerWrites for diesel_async::AsyncPgConnection {
 }
 
 impl ReducerWrites for super::SqliteConn {
+    async fn write_states(&mut self, rows: &[BridgeStateRow]) -> QueryResult<usize> {
+        let mut written = 0;
+        for row in rows {
+            written += if row.version == 1 {
+                diesel::insert_into(bridge_states::table)
+                    .values(row)
+                    .on_conflict_do_nothing()
+                    .execute(self)
+                    .await?
+            } else {
+                diesel::update(
+                    bridge_states::table
+                        .filter(bridge_states::namespace.eq(&row.namespace))
+                        .filter(bridge_states::version.eq(row.version - 1)),
+                )
+                .set(row)
+                .execute(self)
+                .await?
+            };
+        }
+        Ok(written)
+    }
+
+    async fn insert_transitions(&mut self, rows: &[TransitionRow]) -> QueryResult<()> {
+        for row in rows {
+            diesel::insert_into(bridge_state_transitions::table)
+                .values(row)
+                .execute(self)
+                .await?;
+        }
+        Ok(())
+    }
+
     async fn insert_processed(&mut self, rows: &[ProcessedRow]) -> QueryResult<Vec<DbUuid>> {
         let mut out = Vec::with_capacity(rows.len());
         for row in rows {
@@ -273,6 +348,8 @@ pub async fn apply_facts(
                 counted: new_facts.len(),
                 aggregates: Vec::new(),
             };
+            let mut transitions = Vec::with_capacity(deltas.len());
+            let mut states = Vec::with_capacity(deltas.len());
             for (ns, delta) in &deltas {
                 let (nf, nw) = new_counts.get(ns.as_str()).copied().unwrap_or_default();
                 let before = current
@@ -280,42 +357,29 @@ pub async fn apply_facts(
                     .map(|r| r.to_aggregate())
                     .unwrap_or_else(|| Aggregate::empty(ns));
                 let after = apply(&before, delta, nf, nw, window);
-                let row = BridgeStateRow::from_aggregate(&after, now);
-                let written = if current.contains_key(ns) {
-                    diesel::update(
-                        bridge_states::table
-                            .filter(bridge_states::namespace.eq(ns))
-                            .filter(bridge_states::version.eq(before.version)),
-                    )
-                    .set(&row)
-                    .execute(conn)
-                    .await
-                    .map_err(StoreError::from)?
-                } else {
-                    diesel::insert_into(bridge_states::table)
-                        .values(&row)
-                        .on_conflict_do_nothing()
-                        .execute(conn)
-                        .await
-                        .map_err(StoreError::from)?
-                };
-                if written != 1 {
-                    return Err(ApplyError::Conflict(ns.clone()));
-                }
-                diesel::insert_into(bridge_state_transitions::table)
-                    .values(&TransitionRow {
-                        namespace: ns.clone(),
-                        from_state: before.fsm_state.clone(),
-                        to_state: after.fsm_state.clone(),
-                        trigger: "batch_applied".into(),
-                        event_count: delta.stamps,
-                        created_at: DbTs(now),
-                    })
-                    .execute(conn)
-                    .await
-                    .map_err(StoreError::from)?;
+                states.push(BridgeStateRow::from_aggregate(&after, now));
+                transitions.push(TransitionRow {
+                    namespace: ns.clone(),
+                    from_state: before.fsm_state.clone(),
+                    to_state: after.fsm_state.clone(),
+                    trigger: "batch_applied".into(),
+                    event_count: delta.stamps,
+                    created_at: DbTs(now),
+                });
                 applied.aggregates.push(after);
             }
+            // Every row's version is its stored version + 1 (1 for a new namespace): a row written by
+            // someone else in between makes the count short, and the batch is retried.
+            let written = conn.write_states(&states).await?;
+            if written != states.len() {
+                let ns = states
+                    .iter()
+                    .map(|r| r.namespace.clone())
+                    .next()
+                    .unwrap_or_default();
+                return Err(ApplyError::Conflict(ns));
+            }
+            conn.insert_transitions(&transitions).await?;
             super::outbox::insert_rows(conn, &events_for(&applied))
                 .await
                 .map_err(StoreError::from)?;
