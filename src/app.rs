@@ -10,9 +10,10 @@ use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::Settings;
+use crate::dlq::DlqMonitor;
 use crate::events::bus::EventBus;
 use crate::events::relay::Sink;
-use crate::events::topics::{traced_topics, EventKind, Topics};
+use crate::events::topics::{dlq_topics, traced_topics, EventKind, Topics};
 use crate::events::EventFactory;
 use crate::http::AppState;
 use crate::kafka::consumer::ConsumerSpec;
@@ -139,6 +140,21 @@ impl Services {
                     tracing::error!(error = %e, "event-log consumer stopped");
                 }
             }));
+            let spec = ConsumerSpec {
+                group_id: format!("{}.dlq-monitor", settings.kafka.consumer_group),
+                topics: dlq_topics(&settings.kafka.topic_env),
+                batch_max: 500,
+                batch_wait: Duration::from_millis(50),
+            };
+            let (kafka, dlq, token) = (settings.kafka.clone(), publisher.clone(), shutdown.clone());
+            let monitor =
+                DlqMonitor::new(db.clone(), settings.dlq.clone(), Some(publisher.clone()));
+            consumers.push(tokio::spawn(async move {
+                if let Err(e) = crate::kafka::consumer::run(&kafka, spec, monitor, dlq, token).await
+                {
+                    tracing::error!(error = %e, "DLQ monitor consumer stopped");
+                }
+            }));
             let topics = Topics::new(&settings.kafka.topic_env);
             let spec = ConsumerSpec {
                 group_id: format!("{}.reducer", settings.kafka.consumer_group),
@@ -171,12 +187,14 @@ impl Services {
             committed,
             shutdown.clone(),
         ));
+        let dlq_monitor = DlqMonitor::new(db.clone(), settings.dlq.clone(), publisher.clone());
         let state = web::Data::new(AppState {
             settings: Arc::new(settings),
             db,
             stamping,
             bus,
             kafka: publisher.clone(),
+            dlq: dlq_monitor,
             started: Instant::now(),
         });
         Ok(Services {

@@ -3,7 +3,9 @@
 
 pub mod app;
 pub mod cli;
+pub mod codegen;
 pub mod config;
+pub mod dlq;
 pub mod events;
 pub mod http;
 pub mod kafka;

@@ -142,6 +142,15 @@ pub fn traced_topics(env: &str) -> Vec<String> {
         .collect()
 }
 
+/// Every DLQ topic (the DLQ monitor's subscription).
+pub fn dlq_topics(env: &str) -> Vec<String> {
+    all_topics(env)
+        .into_iter()
+        .map(|(t, _)| t)
+        .filter(|t| t.ends_with(".dlq") || t.contains("_dlq_"))
+        .collect()
+}
+
 /// Where a poison message of `topic` goes: the operation's DLQ for codegen topics, `<topic>.dlq`
 /// otherwise.
 pub fn dlq_topic_for(topic: &str) -> String {

@@ -3,6 +3,7 @@
 
 pub mod aggregations;
 pub mod context;
+pub mod dlq;
 pub mod dto;
 pub mod envelope;
 pub mod error;
@@ -30,6 +31,7 @@ pub struct AppState {
     pub bus: EventBus,
     /// The Kafka producer (production profile), for health checks.
     pub kafka: Option<crate::kafka::producer::KafkaPublisher>,
+    pub dlq: crate::dlq::DlqMonitor,
     pub started: Instant,
 }
 
@@ -140,6 +142,16 @@ pub fn configure(cfg: &mut web::ServiceConfig, state: web::Data<AppState>) {
             "/state/snapshot",
             web::get().to(aggregations::snapshot),
         ))
+        .service(resource("/api/v1/dlq/stats", web::get().to(dlq::stats)))
+        .service(resource(
+            "/api/v1/dlq/messages",
+            web::get().to(dlq::messages),
+        ))
+        .service(resource(
+            "/api/v1/dlq/redrive",
+            web::post().to(dlq::redrive),
+        ))
+        .service(resource("/api/v1/dlq/reset", web::post().to(dlq::reset)))
         .default_service(web::to(not_found));
 }
 

@@ -253,10 +253,15 @@ pub async fn metrics_prometheus(state: web::Data<AppState>) -> HttpResponse {
         super::aggregations::get,
         super::aggregations::query,
         super::aggregations::snapshot,
+        super::dlq::stats,
+        super::dlq::messages,
+        super::dlq::redrive,
+        super::dlq::reset,
     ),
     tags(
         (name = "stamping", description = "Stamp, validate, hash and look up content"),
         (name = "aggregations", description = "Per-namespace aggregates kept by the reducer"),
+        (name = "dlq", description = "Dead-letter queues: counts, alerts, messages, redrive"),
     )
 )]
 pub struct ApiDoc;

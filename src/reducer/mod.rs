@@ -266,7 +266,9 @@ impl Reducer {
     }
 }
 
-/// Production profile: the reducer's Kafka consumer-group handler.
+/// Production profile: the reducer's Kafka consumer-group handler. Unreadable messages are skipped
+/// (and counted): the tracer's consumer group, which reads the same topics, dead-letters them — two
+/// groups dead-lettering the same message would count it twice in the DLQ.
 pub struct KafkaReducer(pub Reducer);
 
 impl BatchHandler for KafkaReducer {
@@ -275,34 +277,23 @@ impl BatchHandler for KafkaReducer {
         batch: &[Incoming],
     ) -> impl Future<Output = Result<Vec<(usize, Poison)>, String>> + Send {
         let mut facts = Vec::with_capacity(batch.len());
-        let mut poison = Vec::new();
-        for (i, m) in batch.iter().enumerate() {
+        for m in batch {
             match m
                 .value
                 .as_deref()
                 .map(serde_json::from_slice::<OnexEnvelopeV1>)
             {
                 Some(Ok(env)) => facts.extend(fact_from_envelope(&env)),
-                Some(Err(e)) => poison.push((
-                    i,
-                    Poison {
-                        class_name: "omninode.bridge.InvalidEnvelopeError".into(),
-                        message: e.to_string(),
-                    },
-                )),
-                None => poison.push((
-                    i,
-                    Poison {
-                        class_name: "omninode.bridge.EmptyMessageError".into(),
-                        message: "message has no value".into(),
-                    },
-                )),
+                _ => {
+                    metrics::counter!("reducer_skipped_messages_total", "topic" => m.topic.clone())
+                        .increment(1)
+                }
             }
         }
         let reducer = self.0.clone();
         async move {
             reducer.apply(&facts).await.map_err(|e| e.to_string())?;
-            Ok(poison)
+            Ok(Vec::new())
         }
     }
 }

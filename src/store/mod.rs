@@ -8,6 +8,7 @@
 //! This module knows nothing about HTTP.
 
 pub mod breaker;
+pub mod dlq;
 pub mod event_logs;
 pub mod outbox;
 pub mod reducer;

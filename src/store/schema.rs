@@ -119,6 +119,53 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    use diesel::sql_types::{BigInt, Integer, Nullable, Text};
+    use crate::store::sql_types::sql::{Json, Ts, Uuid};
+
+    dlq_records (id) {
+        id -> Uuid,
+        dlq_topic -> Text,
+        dlq_partition -> Integer,
+        dlq_offset -> BigInt,
+        original_topic -> Nullable<Text>,
+        original_partition -> Nullable<Integer>,
+        original_offset -> Nullable<BigInt>,
+        message_key -> Nullable<Text>,
+        message_value -> Nullable<Text>,
+        headers -> Json,
+        error_class -> Nullable<Text>,
+        error_message -> Nullable<Text>,
+        received_at -> Ts,
+        redriven_at -> Nullable<Ts>,
+    }
+}
+
+diesel::table! {
+    use diesel::sql_types::{Nullable, Text};
+    use crate::store::sql_types::sql::Ts;
+
+    dlq_topic_state (dlq_topic) {
+        dlq_topic -> Text,
+        reset_at -> Nullable<Ts>,
+        last_alert_at -> Nullable<Ts>,
+    }
+}
+
+diesel::table! {
+    use diesel::sql_types::{BigInt, Nullable, Text};
+    use crate::store::sql_types::sql::{Ts, Uuid};
+
+    dlq_alerts (id) {
+        id -> Uuid,
+        dlq_topic -> Text,
+        count -> BigInt,
+        threshold -> BigInt,
+        recent_error -> Nullable<Text>,
+        created_at -> Ts,
+    }
+}
+
 diesel::allow_tables_to_appear_in_same_query!(
     metadata_stamps,
     event_outbox,
@@ -127,4 +174,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     bridge_state_members,
     reducer_processed_events,
     bridge_state_transitions,
+    dlq_records,
+    dlq_topic_state,
+    dlq_alerts,
 );

@@ -111,14 +111,39 @@ fn default_status(event_type: &str) -> &'static str {
     }
 }
 
+/// Replace NUL in every string (keys included) by U+FFFD: PostgreSQL text and jsonb cannot store it,
+/// and one such message must not stop the recording of every other.
+pub fn scrub_nul(v: &mut Value) {
+    match v {
+        Value::String(s) if s.contains('\0') => *s = s.replace('\0', "\u{FFFD}"),
+        Value::Array(items) => items.iter_mut().for_each(scrub_nul),
+        Value::Object(map) => {
+            if map.keys().any(|k| k.contains('\0')) {
+                let entries: Vec<(String, Value)> = std::mem::take(map).into_iter().collect();
+                for (k, val) in entries {
+                    map.insert(k.replace('\0', "\u{FFFD}"), val);
+                }
+            }
+            map.values_mut().for_each(scrub_nul);
+        }
+        _ => {}
+    }
+}
+
 /// The `event_logs` row for a raw message value read from a topic.
 pub fn record_message(value: Option<&[u8]>, src: &Source<'_>) -> Result<EventLogRow, RecordError> {
     let bytes = value.ok_or(RecordError::Empty)?;
-    let json: Value =
-        serde_json::from_slice(bytes).map_err(|e| RecordError::NotJson(e.to_string()))?;
-    if !json.is_object() {
-        return Err(RecordError::NotObject);
-    }
+    let parsed: Result<Value, _> = serde_json::from_slice(bytes);
+    let mut json = match parsed {
+        Ok(v) if v.is_object() => v,
+        // A dead letter is recorded whatever it holds: it is never dead-lettered again.
+        _ if classify_topic(src.topic) == "error" => {
+            serde_json::json!({"raw": String::from_utf8_lossy(bytes)})
+        }
+        Ok(_) => return Err(RecordError::NotObject),
+        Err(e) => return Err(RecordError::NotJson(e.to_string())),
+    };
+    scrub_nul(&mut json);
     if is_own_topic(src.topic) && !src.topic.ends_with(".dlq") {
         let env: OnexEnvelopeV1 =
             serde_json::from_value(json).map_err(|e| RecordError::BadEnvelope(e.to_string()))?;

@@ -1,0 +1,256 @@
+//! Handlers of the DLQ monitor: `/api/v1/dlq/{stats,messages,redrive,reset}`.
+
+use actix_web::http::StatusCode;
+use actix_web::{web, HttpRequest, HttpResponse};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+use super::envelope::{ok, Envelope};
+use super::error::ApiError;
+use super::extract::ValidJson;
+use super::stamping::{int_param, parse_query};
+use super::AppState;
+use crate::dlq::DlqError;
+use crate::store::dlq::{DlqAlertRow, DlqRecordRow};
+
+impl From<DlqError> for ApiError {
+    fn from(e: DlqError) -> Self {
+        match e {
+            DlqError::NoKafka => ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "KAFKA_UNAVAILABLE",
+                None,
+                e.to_string(),
+            ),
+            DlqError::Publish(_) => ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "KAFKA_UNAVAILABLE",
+                None,
+                e.to_string(),
+            ),
+            DlqError::Store(s) => s.into(),
+        }
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TopicStats {
+    pub topic: String,
+    pub in_window: i64,
+    pub total: i64,
+    pub alerting: bool,
+    pub last_alert_at: Option<DateTime<Utc>>,
+    pub reset_at: Option<DateTime<Utc>>,
+    pub recent_error: Option<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AlertDto {
+    pub id: Uuid,
+    pub topic: String,
+    pub count: i64,
+    pub threshold: i64,
+    pub recent_error: Option<String>,
+    pub created_at: DateTime<Utc>,
+}
+
+impl From<DlqAlertRow> for AlertDto {
+    fn from(a: DlqAlertRow) -> Self {
+        AlertDto {
+            id: a.id.0,
+            topic: a.dlq_topic,
+            count: a.count,
+            threshold: a.threshold,
+            recent_error: a.recent_error,
+            created_at: a.created_at.0,
+        }
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DlqStats {
+    pub threshold: u64,
+    pub window_secs: u64,
+    pub cooldown_secs: u64,
+    pub total_in_window: i64,
+    pub total: i64,
+    pub topics: Vec<TopicStats>,
+    pub recent_alerts: Vec<AlertDto>,
+}
+
+/// Per-topic counts (window and total) and recent alerts.
+#[utoipa::path(get, path = "/api/v1/dlq/stats", tag = "dlq", responses((status = 200, description = "DLQ stats", body = Envelope<DlqStats>)))]
+pub async fn stats(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+    let m = &state.dlq;
+    let threshold = m.settings().alert_threshold as i64;
+    let topics: Vec<TopicStats> = m
+        .all_counts()
+        .await?
+        .into_iter()
+        .map(|c| TopicStats {
+            alerting: c.in_window >= threshold,
+            topic: c.topic,
+            in_window: c.in_window,
+            total: c.total,
+            last_alert_at: c.last_alert_at,
+            reset_at: c.reset_at,
+            recent_error: c.recent_error,
+        })
+        .collect();
+    let alerts = m.recent_alerts(20).await?;
+    Ok(ok(DlqStats {
+        threshold: m.settings().alert_threshold,
+        window_secs: m.settings().window_secs,
+        cooldown_secs: m.settings().cooldown_secs,
+        total_in_window: topics.iter().map(|t| t.in_window).sum(),
+        total: topics.iter().map(|t| t.total).sum(),
+        topics,
+        recent_alerts: alerts.into_iter().map(AlertDto::from).collect(),
+    }))
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DlqMessage {
+    pub id: Uuid,
+    pub dlq_topic: String,
+    pub dlq_partition: i32,
+    pub dlq_offset: i64,
+    pub original_topic: Option<String>,
+    pub original_partition: Option<i32>,
+    pub original_offset: Option<i64>,
+    pub key: Option<String>,
+    pub value: Option<String>,
+    #[schema(value_type = Object)]
+    pub headers: Value,
+    pub error_class: Option<String>,
+    pub error_message: Option<String>,
+    pub received_at: DateTime<Utc>,
+    pub redriven_at: Option<DateTime<Utc>>,
+}
+
+impl From<DlqRecordRow> for DlqMessage {
+    fn from(r: DlqRecordRow) -> Self {
+        DlqMessage {
+            id: r.id.0,
+            dlq_topic: r.dlq_topic,
+            dlq_partition: r.dlq_partition,
+            dlq_offset: r.dlq_offset,
+            original_topic: r.original_topic,
+            original_partition: r.original_partition,
+            original_offset: r.original_offset,
+            key: r.message_key,
+            value: r.message_value,
+            headers: r.headers.0,
+            error_class: r.error_class,
+            error_message: r.error_message,
+            received_at: r.received_at.0,
+            redriven_at: r.redriven_at.map(|t| t.0),
+        }
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DlqMessages {
+    pub total: i64,
+    pub limit: i64,
+    pub offset: i64,
+    pub messages: Vec<DlqMessage>,
+}
+
+/// Stored DLQ records, newest first (`?topic=&limit=&offset=`).
+#[utoipa::path(get, path = "/api/v1/dlq/messages", tag = "dlq",
+    params(("topic" = Option<String>, Query), ("limit" = Option<i64>, Query), ("offset" = Option<i64>, Query)),
+    responses((status = 200, description = "DLQ records", body = Envelope<DlqMessages>)))]
+pub async fn messages(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+) -> Result<HttpResponse, ApiError> {
+    let q = parse_query(&req)?;
+    let limit = int_param(&q, "limit", 50, 1, 1000)?;
+    let offset = int_param(&q, "offset", 0, 0, i64::MAX / 2)?;
+    let (rows, total) = state
+        .dlq
+        .messages(q.get("topic").map(String::as_str), limit, offset)
+        .await?;
+    Ok(ok(DlqMessages {
+        total,
+        limit,
+        offset,
+        messages: rows.into_iter().map(DlqMessage::from).collect(),
+    }))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RedriveRequest {
+    /// Records to redrive; or
+    pub ids: Option<Vec<Uuid>>,
+    /// every pending record of one DLQ topic.
+    pub topic: Option<String>,
+    #[serde(default)]
+    pub dry_run: bool,
+    pub limit: Option<i64>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RedriveResponse {
+    pub dry_run: bool,
+    pub matched: usize,
+    pub redriven: usize,
+    pub skipped: usize,
+}
+
+/// Send records back to their original topic (or count them with `dry_run`).
+#[utoipa::path(post, path = "/api/v1/dlq/redrive", tag = "dlq", request_body = RedriveRequest,
+    responses((status = 200, description = "Redrive result", body = Envelope<RedriveResponse>),
+        (status = 422, description = "VALIDATION_ERROR"), (status = 503, description = "KAFKA_UNAVAILABLE")))]
+pub async fn redrive(
+    state: web::Data<AppState>,
+    body: ValidJson<RedriveRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let r = body.0;
+    if r.ids.is_none() && r.topic.is_none() {
+        return Err(ApiError::validation(
+            "ids",
+            "give `ids` or `topic` to choose what to redrive",
+        ));
+    }
+    let limit = r.limit.unwrap_or(1000);
+    if !(1..=10_000).contains(&limit) {
+        return Err(ApiError::validation(
+            "limit",
+            "limit must be between 1 and 10000",
+        ));
+    }
+    let out = state
+        .dlq
+        .redrive(r.ids.as_deref(), r.topic.as_deref(), limit, r.dry_run)
+        .await?;
+    Ok(ok(RedriveResponse {
+        dry_run: r.dry_run,
+        matched: out.matched,
+        redriven: out.redriven,
+        skipped: out.skipped,
+    }))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ResetRequest {
+    /// One DLQ topic; absent = all.
+    pub topic: Option<String>,
+}
+
+/// Reset counts (window and total) of one topic or all.
+#[utoipa::path(post, path = "/api/v1/dlq/reset", tag = "dlq", request_body = ResetRequest,
+    responses((status = 200, description = "Topics reset")))]
+pub async fn reset(
+    state: web::Data<AppState>,
+    body: ValidJson<ResetRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let topics = state.dlq.reset(body.0.topic.as_deref()).await?;
+    Ok(ok(serde_json::json!({ "reset": topics })))
+}
