@@ -9,11 +9,14 @@ use actix_web::web;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
+use crate::codegen::gateway::CodegenGateway;
 use crate::config::Settings;
 use crate::dlq::DlqMonitor;
 use crate::events::bus::EventBus;
 use crate::events::relay::Sink;
-use crate::events::topics::{dlq_topics, traced_topics, EventKind, Topics};
+use crate::events::topics::{
+    codegen_response_topic, dlq_topics, traced_topics, EventKind, Topics, CODEGEN_OPERATIONS,
+};
 use crate::events::EventFactory;
 use crate::http::AppState;
 use crate::kafka::consumer::ConsumerSpec;
@@ -128,6 +131,7 @@ impl Services {
                 topics: traced_topics(&settings.kafka.topic_env),
                 batch_max: 1000,
                 batch_wait: Duration::from_millis(50),
+                from_latest: false,
             };
             let kafka = settings.kafka.clone();
             let recorder = KafkaRecorder { db: db.clone() };
@@ -145,6 +149,7 @@ impl Services {
                 topics: dlq_topics(&settings.kafka.topic_env),
                 batch_max: 500,
                 batch_wait: Duration::from_millis(50),
+                from_latest: false,
             };
             let (kafka, dlq, token) = (settings.kafka.clone(), publisher.clone(), shutdown.clone());
             let monitor =
@@ -164,6 +169,7 @@ impl Services {
                 ],
                 batch_max: settings.reducer.batch_size,
                 batch_wait: Duration::from_millis(settings.reducer.flush_interval_ms),
+                from_latest: false,
             };
             let (kafka, dlq, token) = (settings.kafka.clone(), publisher.clone(), shutdown.clone());
             let handler = KafkaReducer(reducer.clone());
@@ -188,6 +194,41 @@ impl Services {
             shutdown.clone(),
         ));
         let dlq_monitor = DlqMonitor::new(db.clone(), settings.dlq.clone(), publisher.clone());
+        let gateway = CodegenGateway::new(
+            publisher.clone(),
+            bus.clone(),
+            events.clone(),
+            Duration::from_millis(settings.codegen.response_timeout_ms),
+        );
+        if publisher.is_some() {
+            let topics = CODEGEN_OPERATIONS
+                .iter()
+                .map(|op| codegen_response_topic(op))
+                .collect();
+            let spec = ConsumerSpec {
+                // Every instance reads every response (its own group), and answers what it holds.
+                group_id: format!(
+                    "{}.codegen-gateway.{}",
+                    settings.kafka.consumer_group,
+                    uuid::Uuid::new_v4().simple()
+                ),
+                topics,
+                batch_max: 100,
+                batch_wait: Duration::from_millis(5),
+                from_latest: true,
+            };
+            let (kafka, token, handler) =
+                (settings.kafka.clone(), shutdown.clone(), gateway.clone());
+            let dlq = publisher.clone().expect("checked above");
+            consumers.push(tokio::spawn(async move {
+                if let Err(e) = crate::kafka::consumer::run(&kafka, spec, handler, dlq, token).await
+                {
+                    tracing::error!(error = %e, "codegen response consumer stopped");
+                }
+            }));
+        } else {
+            consumers.push(tokio::spawn(gateway.clone().run_bus(shutdown.clone())));
+        }
         let state = web::Data::new(AppState {
             settings: Arc::new(settings),
             db,
@@ -195,6 +236,7 @@ impl Services {
             bus,
             kafka: publisher.clone(),
             dlq: dlq_monitor,
+            codegen: gateway,
             started: Instant::now(),
         });
         Ok(Services {

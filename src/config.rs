@@ -20,6 +20,7 @@ pub struct Settings {
     pub stamping: StampingSettings,
     pub dlq: DlqSettings,
     pub reducer: ReducerSettings,
+    pub codegen: CodegenSettings,
     pub intelligence: IntelligenceSettings,
     pub log: LogSettings,
 }
@@ -74,6 +75,12 @@ pub struct DlqSettings {
     pub window_secs: u64,
     pub cooldown_secs: u64,
     pub webhook_url: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CodegenSettings {
+    pub response_timeout_ms: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -231,6 +238,10 @@ impl Settings {
             ("dlq.window_secs", self.dlq.window_secs),
             ("kafka.session_timeout_ms", self.kafka.session_timeout_ms),
             ("reducer.batch_size", self.reducer.batch_size as u64),
+            (
+                "codegen.response_timeout_ms",
+                self.codegen.response_timeout_ms,
+            ),
             ("reducer.flush_interval_ms", self.reducer.flush_interval_ms),
             ("reducer.window_secs", self.reducer.window_secs),
             ("kafka.delivery_timeout_ms", self.kafka.delivery_timeout_ms),

@@ -1,5 +1,6 @@
-//! The codegen request/response gateway (SPEC §6). `schemas` holds the 9 message schemas as pure,
-//! validated wire types; the HTTP gateway that publishes requests and waits for responses is not built
-//! yet (see the open issue).
+//! The codegen request/response gateway (SPEC §6): `schemas` holds the 9 message schemas as pure,
+//! validated wire types; `gateway` publishes requests and routes responses back to the waiting HTTP
+//! request, across instances.
 
+pub mod gateway;
 pub mod schemas;

@@ -63,6 +63,17 @@ impl EventFactory {
         partition_key: Option<String>,
         payload: Value,
     ) -> OnexEnvelopeV1 {
+        self.envelope_named(kind.slug(), trace, partition_key, payload)
+    }
+
+    /// An envelope of an event type outside [`EventKind`] (e.g. codegen requests).
+    pub fn envelope_named(
+        &self,
+        event_type: &str,
+        trace: impl Into<TraceContext>,
+        partition_key: Option<String>,
+        payload: Value,
+    ) -> OnexEnvelopeV1 {
         let trace = trace.into();
         let mut metadata = serde_json::Map::new();
         if let Some(r) = trace.correlation_ref {
@@ -75,7 +86,7 @@ impl EventFactory {
         OnexEnvelopeV1 {
             envelope_version: "1.0".into(),
             event_id: Uuid::new_v4(),
-            event_type: kind.slug().into(),
+            event_type: event_type.into(),
             event_version: "1.0".into(),
             event_timestamp: Utc::now(),
             source_node_id: "omninode-bridge".into(),

@@ -2,6 +2,7 @@
 //! handlers translate wire types to service calls and back.
 
 pub mod aggregations;
+pub mod codegen;
 pub mod context;
 pub mod dlq;
 pub mod dto;
@@ -32,6 +33,7 @@ pub struct AppState {
     /// The Kafka producer (production profile), for health checks.
     pub kafka: Option<crate::kafka::producer::KafkaPublisher>,
     pub dlq: crate::dlq::DlqMonitor,
+    pub codegen: crate::codegen::gateway::CodegenGateway,
     pub started: Instant,
 }
 
@@ -141,6 +143,14 @@ pub fn configure(cfg: &mut web::ServiceConfig, state: web::Data<AppState>) {
         .service(resource(
             "/state/snapshot",
             web::get().to(aggregations::snapshot),
+        ))
+        .service(resource(
+            "/api/v1/codegen/sessions/{session_id}",
+            web::get().to(codegen::session),
+        ))
+        .service(resource(
+            "/api/v1/codegen/{operation}",
+            web::post().to(codegen::call),
         ))
         .service(resource("/api/v1/dlq/stats", web::get().to(dlq::stats)))
         .service(resource(

@@ -253,6 +253,8 @@ pub async fn metrics_prometheus(state: web::Data<AppState>) -> HttpResponse {
         super::aggregations::get,
         super::aggregations::query,
         super::aggregations::snapshot,
+        super::codegen::call,
+        super::codegen::session,
         super::dlq::stats,
         super::dlq::messages,
         super::dlq::redrive,
@@ -261,6 +263,7 @@ pub async fn metrics_prometheus(state: web::Data<AppState>) -> HttpResponse {
     tags(
         (name = "stamping", description = "Stamp, validate, hash and look up content"),
         (name = "aggregations", description = "Per-namespace aggregates kept by the reducer"),
+        (name = "codegen", description = "Codegen request/response gateway over Kafka"),
         (name = "dlq", description = "Dead-letter queues: counts, alerts, messages, redrive"),
     )
 )]

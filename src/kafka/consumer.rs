@@ -46,6 +46,8 @@ pub struct ConsumerSpec {
     pub topics: Vec<String>,
     pub batch_max: usize,
     pub batch_wait: Duration,
+    /// Start a new group at the latest offset instead of the earliest (per-instance listeners).
+    pub from_latest: bool,
 }
 
 fn backoff(attempt: u32) -> Duration {
@@ -99,7 +101,14 @@ pub async fn run<H: BatchHandler>(
         .set("enable.auto.commit", "true")
         .set("auto.commit.interval.ms", "500")
         .set("enable.auto.offset.store", "false")
-        .set("auto.offset.reset", "earliest")
+        .set(
+            "auto.offset.reset",
+            if spec.from_latest {
+                "latest"
+            } else {
+                "earliest"
+            },
+        )
         .set(
             "session.timeout.ms",
             settings.session_timeout_ms.to_string(),

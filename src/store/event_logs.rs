@@ -119,3 +119,24 @@ pub async fn recent(db: &Db, limit: i64) -> Result<Vec<EventLogRow>, StoreError>
     });
     db.observe(result.map_err(StoreError::from))
 }
+
+/// The events of one session on one topic, oldest first.
+pub async fn session_events(
+    db: &Db,
+    session_id: &str,
+    topic: &str,
+    limit: i64,
+) -> Result<Vec<EventLogRow>, StoreError> {
+    let mut conn = db.conn().await?;
+    let result = crate::db_run!(conn, {
+        event_logs::table
+            .filter(event_logs::session_id.eq(session_id))
+            .filter(event_logs::topic.eq(topic))
+            .order(event_logs::event_timestamp.asc())
+            .limit(limit)
+            .select(EventLogRow::as_select())
+            .load::<EventLogRow>(conn)
+            .await
+    });
+    db.observe(result.map_err(StoreError::from))
+}

@@ -24,6 +24,25 @@ impl BatchHandler for KafkaRecorder {
                 partition: Some(m.partition),
                 offset: Some(m.offset),
             };
+            let schema = match (
+                &m.value,
+                m.topic.starts_with("omninode_codegen_") && !m.topic.contains("_dlq_"),
+            ) {
+                (Some(v), true) => {
+                    crate::codegen::gateway::check_codegen_message(&m.topic, v).err()
+                }
+                _ => None,
+            };
+            if let Some(e) = schema {
+                poison.push((
+                    i,
+                    Poison {
+                        class_name: "omninode.bridge.SchemaValidationError".to_owned(),
+                        message: e.to_string(),
+                    },
+                ));
+                continue;
+            }
             match record_message(m.value.as_deref(), &src) {
                 Ok(row) => rows.push(row),
                 Err(e) => poison.push((

@@ -1,0 +1,120 @@
+//! Handlers of the codegen gateway: `POST /api/v1/codegen/{analyze|validate|pattern|mixin}` and
+//! `GET /api/v1/codegen/sessions/{session_id}`.
+
+use actix_web::http::StatusCode;
+use actix_web::{web, HttpResponse};
+use serde_json::{json, Value};
+
+use super::context::RequestCtx;
+use super::envelope::ok;
+use super::error::ApiError;
+use super::extract::ValidJson;
+use super::AppState;
+use crate::codegen::gateway::GatewayError;
+use crate::codegen::schemas::{self, Operation};
+use crate::events::topics::CODEGEN_STATUS_TOPIC;
+
+impl From<GatewayError> for ApiError {
+    fn from(e: GatewayError) -> Self {
+        match e {
+            GatewayError::Timeout { .. } => ApiError::new(
+                StatusCode::GATEWAY_TIMEOUT,
+                "CODEGEN_TIMEOUT",
+                Some("correlation_id"),
+                e.to_string(),
+            ),
+            GatewayError::Duplicate(_) => ApiError::new(
+                StatusCode::CONFLICT,
+                "DUPLICATE_CORRELATION_ID",
+                Some("correlation_id"),
+                e.to_string(),
+            ),
+            GatewayError::Publish(_) => ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "KAFKA_UNAVAILABLE",
+                None,
+                e.to_string(),
+            ),
+        }
+    }
+}
+
+/// Validate a codegen request, publish it, and answer with the matching response.
+#[utoipa::path(post, path = "/api/v1/codegen/{operation}", tag = "codegen",
+    params(("operation" = String, Path, description = "analyze | validate | pattern | mixin")),
+    request_body(content = Object, description = "AnalysisRequest / ValidationRequest / PatternRequest / MixinRequest"),
+    responses((status = 200, description = "The matching response message"),
+        (status = 404, description = "UNKNOWN_OPERATION"), (status = 422, description = "VALIDATION_ERROR"),
+        (status = 504, description = "CODEGEN_TIMEOUT (names the correlation id)")))]
+pub async fn call(
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+    body: ValidJson<Value>,
+) -> Result<HttpResponse, ApiError> {
+    let op_name = path.into_inner();
+    let op = Operation::parse(&op_name).ok_or_else(|| {
+        ApiError::new(
+            StatusCode::NOT_FOUND,
+            "UNKNOWN_OPERATION",
+            Some("operation"),
+            format!("{op_name:?} is not one of analyze, validate, pattern, mixin"),
+        )
+    })?;
+    let bytes =
+        serde_json::to_vec(&body.0).map_err(|e| ApiError::validation("body", e.to_string()))?;
+    let request =
+        schemas::parse_request(op, &bytes).map_err(|e| ApiError::validation(e.field, e.message))?;
+    let response = state.codegen.call(request, &RequestCtx::trace()).await?;
+    Ok(ok(response))
+}
+
+/// Current status and history of a codegen session (from the status events recorded in event_logs).
+#[utoipa::path(get, path = "/api/v1/codegen/sessions/{session_id}", tag = "codegen",
+    params(("session_id" = String, Path)),
+    responses((status = 200, description = "Session status and history"), (status = 404, description = "SESSION_NOT_FOUND")))]
+pub async fn session(
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let id = path.into_inner();
+    let id = uuid::Uuid::parse_str(&id)
+        .map_err(|_| {
+            ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "INVALID_SESSION_ID",
+                Some("session_id"),
+                "session_id must be a UUID",
+            )
+        })?
+        .to_string();
+    let rows = crate::store::event_logs::session_events(&state.db, &id, CODEGEN_STATUS_TOPIC, 1000)
+        .await?;
+    let Some(last) = rows.last() else {
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "SESSION_NOT_FOUND",
+            Some("session_id"),
+            format!("no status events for session {id}"),
+        ));
+    };
+    let history: Vec<Value> = rows
+        .iter()
+        .map(|r| {
+            json!({
+                "status": r.status,
+                "progress_percentage": r.payload.0.get("progress_percentage"),
+                "message": r.payload.0.get("message"),
+                "timestamp": r.event_timestamp.0,
+                "event_id": r.event_id.0,
+            })
+        })
+        .collect();
+    Ok(ok(json!({
+        "session_id": id,
+        "status": last.status,
+        "progress_percentage": last.payload.0.get("progress_percentage"),
+        "message": last.payload.0.get("message"),
+        "updated_at": last.event_timestamp.0,
+        "history": history,
+    })))
+}
