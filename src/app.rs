@@ -132,6 +132,7 @@ impl Services {
                 batch_max: 1000,
                 batch_wait: Duration::from_millis(50),
                 from_latest: false,
+                fetch_wait_ms: 100,
             };
             let kafka = settings.kafka.clone();
             let recorder = KafkaRecorder { db: db.clone() };
@@ -150,6 +151,7 @@ impl Services {
                 batch_max: 500,
                 batch_wait: Duration::from_millis(50),
                 from_latest: false,
+                fetch_wait_ms: 100,
             };
             let (kafka, dlq, token) = (settings.kafka.clone(), publisher.clone(), shutdown.clone());
             let monitor =
@@ -170,6 +172,7 @@ impl Services {
                 batch_max: settings.reducer.batch_size,
                 batch_wait: Duration::from_millis(settings.reducer.flush_interval_ms),
                 from_latest: false,
+                fetch_wait_ms: 100,
             };
             let (kafka, dlq, token) = (settings.kafka.clone(), publisher.clone(), shutdown.clone());
             let handler = KafkaReducer(reducer.clone());
@@ -216,6 +219,7 @@ impl Services {
                 batch_max: 100,
                 batch_wait: Duration::from_millis(5),
                 from_latest: true,
+                fetch_wait_ms: 10,
             };
             let (kafka, token, handler) =
                 (settings.kafka.clone(), shutdown.clone(), gateway.clone());

@@ -48,6 +48,9 @@ pub struct ConsumerSpec {
     pub batch_wait: Duration,
     /// Start a new group at the latest offset instead of the earliest (per-instance listeners).
     pub from_latest: bool,
+    /// The longest a fetch waits for data (`fetch.wait.max.ms`): short for latency-sensitive
+    /// listeners (the codegen gateway), longer for throughput.
+    pub fetch_wait_ms: u32,
 }
 
 fn backoff(attempt: u32) -> Duration {
@@ -118,7 +121,7 @@ pub async fn run<H: BatchHandler>(
             (settings.session_timeout_ms / 4).max(100).to_string(),
         )
         .set("topic.metadata.refresh.interval.ms", "5000")
-        .set("fetch.wait.max.ms", "100")
+        .set("fetch.wait.max.ms", spec.fetch_wait_ms.to_string())
         .create()?;
     let topics: Vec<&str> = spec.topics.iter().map(String::as_str).collect();
     consumer.subscribe(&topics)?;
