@@ -10,7 +10,7 @@ use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 use crate::codegen::gateway::CodegenGateway;
-use crate::config::Settings;
+use crate::config::{KafkaSettings, Settings};
 use crate::dlq::DlqMonitor;
 use crate::events::bus::EventBus;
 use crate::events::relay::Sink;
@@ -19,7 +19,7 @@ use crate::events::topics::{
 };
 use crate::events::EventFactory;
 use crate::http::AppState;
-use crate::kafka::consumer::ConsumerSpec;
+use crate::kafka::consumer::{BatchHandler, ConsumerSpec};
 use crate::kafka::producer::KafkaPublisher;
 use crate::reducer::{KafkaReducer, Reducer};
 use crate::stamping::StampingService;
@@ -134,17 +134,15 @@ impl Services {
                 from_latest: false,
                 fetch_wait_ms: 100,
             };
-            let kafka = settings.kafka.clone();
             let recorder = KafkaRecorder { db: db.clone() };
-            let dlq = publisher.clone();
-            let token = shutdown.clone();
-            consumers.push(tokio::spawn(async move {
-                if let Err(e) =
-                    crate::kafka::consumer::run(&kafka, spec, recorder, dlq, token).await
-                {
-                    tracing::error!(error = %e, "event-log consumer stopped");
-                }
-            }));
+            consumers.push(spawn_consumer(
+                "event-log",
+                &settings.kafka,
+                spec,
+                recorder,
+                &publisher,
+                &shutdown,
+            ));
             let spec = ConsumerSpec {
                 group_id: format!("{}.dlq-monitor", settings.kafka.consumer_group),
                 topics: dlq_topics(&settings.kafka.topic_env),
@@ -153,15 +151,16 @@ impl Services {
                 from_latest: false,
                 fetch_wait_ms: 100,
             };
-            let (kafka, dlq, token) = (settings.kafka.clone(), publisher.clone(), shutdown.clone());
             let monitor =
                 DlqMonitor::new(db.clone(), settings.dlq.clone(), Some(publisher.clone()));
-            consumers.push(tokio::spawn(async move {
-                if let Err(e) = crate::kafka::consumer::run(&kafka, spec, monitor, dlq, token).await
-                {
-                    tracing::error!(error = %e, "DLQ monitor consumer stopped");
-                }
-            }));
+            consumers.push(spawn_consumer(
+                "DLQ monitor",
+                &settings.kafka,
+                spec,
+                monitor,
+                &publisher,
+                &shutdown,
+            ));
             let topics = Topics::new(&settings.kafka.topic_env);
             let spec = ConsumerSpec {
                 group_id: format!("{}.reducer", settings.kafka.consumer_group),
@@ -174,14 +173,15 @@ impl Services {
                 from_latest: false,
                 fetch_wait_ms: 100,
             };
-            let (kafka, dlq, token) = (settings.kafka.clone(), publisher.clone(), shutdown.clone());
             let handler = KafkaReducer(reducer.clone());
-            consumers.push(tokio::spawn(async move {
-                if let Err(e) = crate::kafka::consumer::run(&kafka, spec, handler, dlq, token).await
-                {
-                    tracing::error!(error = %e, "reducer consumer stopped");
-                }
-            }));
+            consumers.push(spawn_consumer(
+                "reducer",
+                &settings.kafka,
+                spec,
+                handler,
+                &publisher,
+                &shutdown,
+            ));
             (
                 Sink::Kafka {
                     publisher: publisher.clone(),
@@ -203,7 +203,7 @@ impl Services {
             events.clone(),
             Duration::from_millis(settings.codegen.response_timeout_ms),
         );
-        if publisher.is_some() {
+        if let Some(kafka) = &publisher {
             let topics = CODEGEN_OPERATIONS
                 .iter()
                 .map(|op| codegen_response_topic(op))
@@ -221,15 +221,14 @@ impl Services {
                 from_latest: true,
                 fetch_wait_ms: 10,
             };
-            let (kafka, token, handler) =
-                (settings.kafka.clone(), shutdown.clone(), gateway.clone());
-            let dlq = publisher.clone().expect("checked above");
-            consumers.push(tokio::spawn(async move {
-                if let Err(e) = crate::kafka::consumer::run(&kafka, spec, handler, dlq, token).await
-                {
-                    tracing::error!(error = %e, "codegen response consumer stopped");
-                }
-            }));
+            consumers.push(spawn_consumer(
+                "codegen response",
+                &settings.kafka,
+                spec,
+                gateway.clone(),
+                kafka,
+                &shutdown,
+            ));
         } else {
             consumers.push(tokio::spawn(gateway.clone().run_bus(shutdown.clone())));
         }
@@ -293,6 +292,23 @@ impl Services {
             p.flush(Duration::from_secs(5));
         }
     }
+}
+
+/// Run a consumer group until shutdown; its failure is logged (the service keeps serving).
+fn spawn_consumer<H: BatchHandler>(
+    name: &'static str,
+    kafka: &KafkaSettings,
+    spec: ConsumerSpec,
+    handler: H,
+    dlq: &KafkaPublisher,
+    shutdown: &CancellationToken,
+) -> tokio::task::JoinHandle<()> {
+    let (kafka, dlq, token) = (kafka.clone(), dlq.clone(), shutdown.clone());
+    tokio::spawn(async move {
+        if let Err(e) = crate::kafka::consumer::run(&kafka, spec, handler, dlq, token).await {
+            tracing::error!(error = %e, consumer = name, "kafka consumer stopped");
+        }
+    })
 }
 
 /// `serve`: run until a signal arrives.

@@ -425,6 +425,15 @@ async fn broker_outage_during_burst_loses_nothing() {
     }
     // tansu keeps topics in memory: let the tracer consume these before the broker (and its data) goes.
     wait_for_stamp_events(&app, &stamp_ids, Duration::from_secs(60)).await;
+    let (_, health) = app.get("/health").await;
+    assert_eq!(
+        health["data"]["components"]["event_bus"]["status"], "healthy",
+        "{health}"
+    );
+    assert_eq!(
+        health["data"]["components"]["event_bus"]["brokers"], 1,
+        "{health}"
+    );
     drop(broker); // broker down
     for i in 0..40 {
         let started = Instant::now();
@@ -442,6 +451,15 @@ async fn broker_outage_during_burst_loses_nothing() {
         );
         stamp_ids.insert(b["data"]["stamp_id"].as_str().unwrap().to_owned());
     }
+    let (_, health) = app.get("/health").await;
+    assert_eq!(
+        health["data"]["components"]["event_bus"]["status"], "degraded",
+        "{health}"
+    );
+    assert!(health["data"]["components"]["event_bus"]["error"]
+        .as_str()
+        .unwrap()
+        .contains("kafka unreachable"));
     tokio::time::sleep(Duration::from_secs(3)).await;
     // The broker returns (empty: memory storage), topics are recreated, and the relay catches up.
     let _broker = start_broker(port);

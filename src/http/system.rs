@@ -66,16 +66,12 @@ async fn database_health(state: &AppState) -> (bool, Value) {
 
 /// The event path is healthy while committed events leave the outbox promptly.
 async fn event_bus_health(state: &AppState) -> Value {
-    let backlog = tokio::time::timeout(
-        Duration::from_millis(500),
-        crate::store::outbox::backlog(&state.db),
-    )
-    .await
-    .ok()
-    .and_then(|r| r.ok());
-    match backlog {
-        Some((unsent, oldest)) => {
-            let age = oldest.map(|t| (chrono::Utc::now() - t).num_milliseconds() as f64 / 1000.0);
+    let broker = match &state.kafka {
+        None => None,
+        Some(p) => Some(p.broker_reachable(Duration::from_millis(1000)).await),
+    };
+    let mut v = match outbox_backlog(state).await {
+        Some((unsent, age)) => {
             let stuck = age.is_some_and(|a| a > 30.0);
             json!({
                 "status": if stuck { "degraded" } else { "healthy" },
@@ -87,7 +83,31 @@ async fn event_bus_health(state: &AppState) -> Value {
         None => {
             json!({"status": "unknown", "kind": state.event_bus_kind(), "error": "outbox not readable"})
         }
+    };
+    match broker {
+        Some(Ok(brokers)) => v["brokers"] = json!(brokers),
+        Some(Err(e)) => {
+            // Events wait in the outbox (nothing is lost), but nothing reaches Kafka.
+            v["status"] = json!("degraded");
+            v["error"] = json!(format!("kafka unreachable: {e}"));
+        }
+        None => {}
     }
+    v
+}
+
+/// Unpublished outbox events and the age of the oldest, in seconds (None if the store did not answer
+/// within 500 ms).
+async fn outbox_backlog(state: &AppState) -> Option<(i64, Option<f64>)> {
+    let (unsent, oldest) = tokio::time::timeout(
+        Duration::from_millis(500),
+        crate::store::outbox::backlog(&state.db),
+    )
+    .await
+    .ok()?
+    .ok()?;
+    let age = oldest.map(|t| (chrono::Utc::now() - t).num_milliseconds() as f64 / 1000.0);
+    Some((unsent, age))
 }
 
 /// Component health: stamping engine, database, event bus, intelligence client.
@@ -164,13 +184,7 @@ pub async fn metrics_json(state: web::Data<AppState>) -> HttpResponse {
     .await
     .ok()
     .and_then(|r| r.ok());
-    let outbox = tokio::time::timeout(
-        Duration::from_millis(500),
-        crate::store::outbox::backlog(&state.db),
-    )
-    .await
-    .ok()
-    .and_then(|r| r.ok());
+    let outbox = outbox_backlog(&state).await;
     let commits = stats.commits.load(Relaxed);
     let rows = stats.committed_rows.load(Relaxed);
     ok(json!({
@@ -202,9 +216,9 @@ pub async fn metrics_json(state: web::Data<AppState>) -> HttpResponse {
             },
             "circuit_breaker": state.db.breaker().state().as_str(),
         },
-        "outbox": outbox.map(|(unsent, oldest)| json!({
+        "outbox": outbox.map(|(unsent, age)| json!({
             "unsent": unsent,
-            "oldest_unsent_age_seconds": oldest.map(|t| (chrono::Utc::now() - t).num_milliseconds() as f64 / 1000.0),
+            "oldest_unsent_age_seconds": age,
         })),
     }))
 }
@@ -223,14 +237,8 @@ pub async fn metrics_prometheus(state: web::Data<AppState>) -> HttpResponse {
         1.0
     });
     metrics::gauge!("process_uptime_seconds").set(state.started.elapsed().as_secs_f64());
-    if let Ok(Ok((unsent, oldest))) = tokio::time::timeout(
-        Duration::from_millis(500),
-        crate::store::outbox::backlog(&state.db),
-    )
-    .await
-    {
+    if let Some((unsent, age)) = outbox_backlog(&state).await {
         metrics::gauge!("outbox_unsent_events").set(unsent as f64);
-        let age = oldest.map(|t| (chrono::Utc::now() - t).num_milliseconds() as f64 / 1000.0);
         metrics::gauge!("outbox_oldest_unsent_age_seconds").set(age.unwrap_or(0.0));
     }
     HttpResponse::Ok()
