@@ -164,10 +164,7 @@ impl Services {
             let topics = Topics::new(&settings.kafka.topic_env);
             let spec = ConsumerSpec {
                 group_id: format!("{}.reducer", settings.kafka.consumer_group),
-                topics: vec![
-                    topics.name(EventKind::MetadataStampCreated),
-                    topics.name(EventKind::StampWorkflowCompleted),
-                ],
+                topics: vec![topics.name(EventKind::MetadataStampCreated)],
                 batch_max: settings.reducer.batch_size,
                 batch_wait: Duration::from_millis(settings.reducer.flush_interval_ms),
                 from_latest: false,

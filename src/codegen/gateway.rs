@@ -41,6 +41,19 @@ pub enum GatewayError {
 
 type Pending = Arc<Mutex<HashMap<Uuid, (Operation, oneshot::Sender<CodegenResponse>)>>>;
 
+struct PendingGuard {
+    pending: Pending,
+    correlation_id: Uuid,
+}
+
+impl Drop for PendingGuard {
+    fn drop(&mut self) {
+        if let Ok(mut p) = self.pending.lock() {
+            p.remove(&self.correlation_id);
+        }
+    }
+}
+
 #[derive(Clone)]
 pub struct CodegenGateway {
     pending: Pending,
@@ -123,12 +136,25 @@ impl CodegenGateway {
             }
             pending.insert(correlation_id, (op, tx));
         }
-        let result = self
-            .publish_and_wait(op, &request, correlation_id, trace, rx)
-            .await;
-        if let Ok(mut p) = self.pending.lock() {
-            p.remove(&correlation_id);
-        }
+        // Removes the pending entry however this future ends (answer, timeout, or the HTTP request
+        // being dropped when its client goes away).
+        let _guard = PendingGuard {
+            pending: self.pending.clone(),
+            correlation_id,
+        };
+        // One deadline for publishing and waiting: a slow broker cannot stretch the request past it.
+        let result = match tokio::time::timeout(
+            self.timeout,
+            self.publish_and_wait(op, &request, correlation_id, trace, rx),
+        )
+        .await
+        {
+            Ok(r) => r,
+            Err(_) => Err(GatewayError::Timeout {
+                correlation_id,
+                timeout_ms: self.timeout.as_millis() as u64,
+            }),
+        };
         metrics::counter!("codegen_requests_total", "operation" => op.as_str(), "outcome" => if result.is_ok() { "ok" } else { "error" })
             .increment(1);
         result
@@ -173,13 +199,10 @@ impl CodegenGateway {
                 envelope: env,
             }),
         }
-        match tokio::time::timeout(self.timeout, rx).await {
-            Ok(Ok(response)) => Ok(response),
-            _ => Err(GatewayError::Timeout {
-                correlation_id,
-                timeout_ms: self.timeout.as_millis() as u64,
-            }),
-        }
+        rx.await.map_err(|_| GatewayError::Timeout {
+            correlation_id,
+            timeout_ms: self.timeout.as_millis() as u64,
+        })
     }
 
     /// A message from a response topic: complete the waiting request it answers, if this instance

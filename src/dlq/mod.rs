@@ -78,7 +78,13 @@ pub fn record_from(msg: &Incoming) -> DlqRecordRow {
         error_message: text("exception.message")
             .or_else(|| Some("DLQ record without Kafka Connect error headers".into())),
         headers: DbJson(Value::Object(headers)),
-        received_at: DbTs(Utc::now()),
+        // The time the message was dead-lettered (Kafka timestamp), so a backlog read late does not
+        // look like a burst inside the current window.
+        received_at: DbTs(
+            msg.timestamp_ms
+                .and_then(chrono::DateTime::from_timestamp_millis)
+                .unwrap_or_else(Utc::now),
+        ),
         redriven_at: None,
     }
 }
@@ -233,7 +239,18 @@ impl DlqMonitor {
             });
         }
         let publisher = self.publisher.as_ref().ok_or(DlqError::NoKafka)?;
-        let messages: Vec<OutgoingMessage<'_>> = ready
+        let candidates: Vec<Uuid> = ready.iter().map(|r| r.id.0).collect();
+        let claimed: std::collections::HashSet<Uuid> =
+            store::claim_for_redrive(&self.db, &candidates, Utc::now())
+                .await?
+                .into_iter()
+                .collect();
+        let mine: Vec<&DlqRecordRow> = ready
+            .iter()
+            .copied()
+            .filter(|r| claimed.contains(&r.id.0))
+            .collect();
+        let messages: Vec<OutgoingMessage<'_>> = mine
             .iter()
             .rev() // oldest first, as they failed
             .map(|r| OutgoingMessage {
@@ -243,12 +260,11 @@ impl DlqMonitor {
                 headers: original_headers(&r.headers.0),
             })
             .collect();
-        publisher
-            .send_all(messages)
-            .await
-            .map_err(|e| DlqError::Publish(e.to_string()))?;
-        let ids: Vec<Uuid> = ready.iter().map(|r| r.id.0).collect();
-        store::mark_redriven(&self.db, &ids, Utc::now()).await?;
+        let ids: Vec<Uuid> = mine.iter().map(|r| r.id.0).collect();
+        if let Err(e) = publisher.send_all(messages).await {
+            store::release_redrive(&self.db, &ids).await?;
+            return Err(DlqError::Publish(e.to_string()));
+        }
         metrics::counter!("dlq_redriven_total").increment(ids.len() as u64);
         Ok(RedriveOutcome {
             matched: rows.len(),
@@ -333,8 +349,10 @@ mod tests {
             key: Some(b"k".to_vec()),
             value: Some(b"garbage".to_vec()),
             headers: Some(headers),
+            timestamp_ms: Some(1_700_000_000_000),
         };
         let r = record_from(&msg);
+        assert_eq!(r.received_at.0.timestamp(), 1_700_000_000);
         assert_eq!(r.original_topic.as_deref(), Some("dev.x.v1"));
         assert_eq!(r.original_partition, Some(2));
         assert_eq!(r.original_offset, Some(41));

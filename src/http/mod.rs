@@ -73,6 +73,9 @@ async fn method_not_allowed(req: HttpRequest) -> Result<HttpResponse, ApiError> 
     ))
 }
 
+/// Largest codegen request body (bytes).
+pub const CODEGEN_BODY_LIMIT: usize = 900 * 1024;
+
 /// A resource answering `route` and, for any other method, a 405 in the unified envelope.
 fn resource(path: &str, route: actix_web::Route) -> actix_web::Resource {
     web::resource(path)
@@ -148,10 +151,12 @@ pub fn configure(cfg: &mut web::ServiceConfig, state: web::Data<AppState>) {
             "/api/v1/codegen/sessions/{session_id}",
             web::get().to(codegen::session),
         ))
-        .service(resource(
-            "/api/v1/codegen/{operation}",
-            web::post().to(codegen::call),
-        ))
+        .service(
+            // Codegen messages travel through Kafka (1 MB messages by default): refuse bigger bodies
+            // here with a 413 instead of failing at the broker.
+            resource("/api/v1/codegen/{operation}", web::post().to(codegen::call))
+                .app_data(extract::JsonLimit(CODEGEN_BODY_LIMIT)),
+        )
         .service(resource("/api/v1/dlq/stats", web::get().to(dlq::stats)))
         .service(resource(
             "/api/v1/dlq/messages",

@@ -23,6 +23,8 @@ pub struct Incoming {
     pub key: Option<Vec<u8>>,
     pub value: Option<Vec<u8>>,
     pub headers: Option<OwnedHeaders>,
+    /// The message's Kafka timestamp (milliseconds since the epoch), when it has one.
+    pub timestamp_ms: Option<i64>,
 }
 
 /// Why a message cannot be processed, ever (as opposed to a transient failure).
@@ -244,5 +246,6 @@ fn detach(m: &rdkafka::message::BorrowedMessage<'_>) -> Incoming {
         key: m.key().map(<[u8]>::to_vec),
         value: m.payload().map(<[u8]>::to_vec),
         headers: m.headers().map(|h| h.detach()),
+        timestamp_ms: m.timestamp().to_millis(),
     }
 }

@@ -19,37 +19,62 @@ pub struct StampFact {
     pub at: DateTime<Utc>,
 }
 
-/// Event types the reducer aggregates.
-pub const AGGREGATED_EVENTS: [&str; 2] = ["metadata-stamp-created", "stamp-workflow-completed"];
+/// The event the reducer aggregates: every stored stamp emits exactly one `metadata-stamp-created`
+/// (a workflow's stamp too, with its `workflow_id` in the payload), so counting only these events
+/// counts each stamp once.
+pub const AGGREGATED_EVENT: &str = "metadata-stamp-created";
 
-/// The fact an envelope carries, if it is one the reducer aggregates and it names a namespace.
-pub fn fact_from_envelope(env: &OnexEnvelopeV1) -> Option<StampFact> {
-    if !AGGREGATED_EVENTS.contains(&env.event_type.as_str()) {
+/// A text field of a fact: no NUL (PostgreSQL cannot store it), at most `max` characters.
+fn clean(s: &str, max: usize) -> Option<String> {
+    let s: String = s.chars().filter(|c| *c != '\0').take(max).collect();
+    (!s.is_empty()).then_some(s)
+}
+
+/// The fact an envelope carries, if it is a stamp event with a valid namespace. Anything else
+/// (another event type, a missing or invalid namespace) is not aggregatable and yields `None`.
+pub fn fact_from_payload(
+    event_id: Uuid,
+    event_type: &str,
+    payload: &serde_json::Value,
+    at: DateTime<Utc>,
+) -> Option<StampFact> {
+    if event_type != AGGREGATED_EVENT {
         return None;
     }
-    let p = &env.payload;
-    let namespace = p.get("namespace")?.as_str()?.to_owned();
-    let workflow_id = p.get("workflow_id").and_then(|w| {
+    let namespace = payload.get("namespace")?.as_str()?;
+    let namespace = crate::stamping::namespace::Namespace::parse(namespace)
+        .ok()?
+        .to_string();
+    let workflow_id = payload.get("workflow_id").and_then(|w| {
         w.as_str()
-            .map(str::to_owned)
+            .and_then(|s| clean(s, 255))
             .or_else(|| w.as_u64().map(|n| n.to_string()))
     });
     Some(StampFact {
-        event_id: env.event_id,
+        event_id,
         namespace,
-        file_size: p
+        file_size: payload
             .get("file_size")
             .and_then(|v| v.as_i64())
             .unwrap_or(0)
-            .max(0),
-        file_type: p
+            .clamp(0, i64::MAX / 1_000_000),
+        file_type: payload
             .get("file_type")
             .and_then(|v| v.as_str())
-            .unwrap_or("other")
-            .to_owned(),
+            .and_then(|s| clean(s, 64))
+            .unwrap_or_else(|| "other".to_owned()),
         workflow_id,
-        at: env.event_timestamp,
+        at,
     })
+}
+
+pub fn fact_from_envelope(env: &OnexEnvelopeV1) -> Option<StampFact> {
+    fact_from_payload(
+        env.event_id,
+        &env.event_type,
+        &env.payload,
+        env.event_timestamp,
+    )
 }
 
 /// What one batch adds to one namespace.
@@ -209,6 +234,51 @@ mod tests {
         assert_eq!(d["b"].bytes, 5);
         assert_eq!(d["a"].first, Some(facts[0].at));
         assert_eq!(d["a"].last, Some(facts[3].at));
+    }
+
+    #[test]
+    fn only_valid_stamp_events_become_facts() {
+        let env = |ty: &str, payload: serde_json::Value| OnexEnvelopeV1 {
+            envelope_version: "1.0".into(),
+            event_id: Uuid::new_v4(),
+            event_type: ty.into(),
+            event_version: "1.0".into(),
+            event_timestamp: Utc::now(),
+            source_node_id: String::new(),
+            source_service: String::new(),
+            source_version: String::new(),
+            source_instance: String::new(),
+            correlation_id: None,
+            causation_id: None,
+            environment: String::new(),
+            region: String::new(),
+            partition_key: None,
+            payload,
+            metadata: serde_json::json!({}),
+        };
+        let ok = fact_from_envelope(&env("metadata-stamp-created", serde_json::json!({"namespace": "a.b", "file_size": 3, "file_type": "doc\u{0}x", "workflow_id": 7}))).unwrap();
+        assert_eq!(
+            (ok.namespace.as_str(), ok.file_size, ok.file_type.as_str()),
+            ("a.b", 3, "docx")
+        );
+        assert_eq!(ok.workflow_id.as_deref(), Some("7"));
+        for bad in [
+            env(
+                "stamp-workflow-completed",
+                serde_json::json!({"namespace": "a"}),
+            ),
+            env(
+                "metadata-stamp-created",
+                serde_json::json!({"namespace": "Bad NS"}),
+            ),
+            env(
+                "metadata-stamp-created",
+                serde_json::json!({"namespace": "a\u{0}"}),
+            ),
+            env("metadata-stamp-created", serde_json::json!({})),
+        ] {
+            assert!(fact_from_envelope(&bad).is_none(), "{:?}", bad.payload);
+        }
     }
 
     #[test]

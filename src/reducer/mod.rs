@@ -169,46 +169,25 @@ impl Reducer {
 
     /// Embedded profile: aggregate what `event_logs` recorded but the reducer has not counted yet.
     pub async fn catch_up(&self) -> Result<usize, StoreError> {
+        let topic = self.events.topics.name(EventKind::MetadataStampCreated);
         let mut total = 0;
         loop {
-            let rows = store::unprocessed_logged_events(&self.db, 5000).await?;
-            if rows.is_empty() {
-                return Ok(total);
-            }
+            let rows = store::unprocessed_logged_events(&self.db, &topic, 5000).await?;
             let facts: Vec<StampFact> = rows
                 .iter()
                 .filter_map(|r| {
-                    let ns = r.payload.0.get("namespace")?.as_str()?.to_owned();
-                    Some(StampFact {
-                        event_id: r.event_id.0,
-                        namespace: ns,
-                        file_size: r
-                            .payload
-                            .0
-                            .get("file_size")
-                            .and_then(|v| v.as_i64())
-                            .unwrap_or(0)
-                            .max(0),
-                        file_type: r
-                            .payload
-                            .0
-                            .get("file_type")
-                            .and_then(|v| v.as_str())
-                            .unwrap_or("other")
-                            .to_owned(),
-                        workflow_id: r
-                            .payload
-                            .0
-                            .get("workflow_id")
-                            .and_then(|v| v.as_str())
-                            .map(str::to_owned),
-                        at: r.event_timestamp.0,
-                    })
+                    core::fact_from_payload(
+                        r.event_id.0,
+                        core::AGGREGATED_EVENT,
+                        &r.payload.0,
+                        r.event_timestamp.0,
+                    )
                 })
                 .collect();
-            let n = rows.len();
-            total += self.apply(&facts).await?;
-            if n < 5000 {
+            let counted = self.apply(&facts).await?;
+            total += counted;
+            // A short page is the last; a page with nothing aggregatable would come back forever.
+            if rows.len() < 5000 || counted == 0 {
                 return Ok(total);
             }
         }

@@ -57,12 +57,8 @@ pub async fn insert_records(db: &Db, rows: &[DlqRecordRow]) -> Result<usize, Sto
         for row in rows {
             n += diesel::insert_into(dlq_records::table)
                 .values(row)
-                .on_conflict((
-                    dlq_records::dlq_topic,
-                    dlq_records::dlq_partition,
-                    dlq_records::dlq_offset,
-                ))
-                .do_nothing()
+                // Same DLQ position, or same original message dead-lettered twice: one record.
+                .on_conflict_do_nothing()
                 .execute(conn)
                 .await?;
         }
@@ -253,16 +249,37 @@ pub async fn list(
     db.observe(result.map_err(StoreError::from))
 }
 
-pub async fn mark_redriven(
+/// Claim pending records for a redrive: only rows not redriven yet are taken, atomically, so two
+/// concurrent redrives never publish the same record. Returns the ids claimed.
+pub async fn claim_for_redrive(
     db: &Db,
     ids: &[uuid::Uuid],
     now: DateTime<Utc>,
-) -> Result<usize, StoreError> {
+) -> Result<Vec<uuid::Uuid>, StoreError> {
+    let mut conn = db.conn().await?;
+    let ids: Vec<DbUuid> = ids.iter().copied().map(DbUuid).collect();
+    let result: QueryResult<Vec<DbUuid>> = db_run!(conn, {
+        diesel::update(
+            dlq_records::table
+                .filter(dlq_records::id.eq_any(&ids))
+                .filter(dlq_records::redriven_at.is_null()),
+        )
+        .set(dlq_records::redriven_at.eq(Some(DbTs(now))))
+        .returning(dlq_records::id)
+        .get_results(conn)
+        .await
+    });
+    db.observe(result.map_err(StoreError::from))
+        .map(|v| v.into_iter().map(|u| u.0).collect())
+}
+
+/// Give claimed records back (their publish failed).
+pub async fn release_redrive(db: &Db, ids: &[uuid::Uuid]) -> Result<usize, StoreError> {
     let mut conn = db.conn().await?;
     let ids: Vec<DbUuid> = ids.iter().copied().map(DbUuid).collect();
     let result = db_run!(conn, {
         diesel::update(dlq_records::table.filter(dlq_records::id.eq_any(&ids)))
-            .set(dlq_records::redriven_at.eq(Some(DbTs(now))))
+            .set(dlq_records::redriven_at.eq(None::<DbTs>))
             .execute(conn)
             .await
     });

@@ -120,7 +120,7 @@ pub async fn recent(db: &Db, limit: i64) -> Result<Vec<EventLogRow>, StoreError>
     db.observe(result.map_err(StoreError::from))
 }
 
-/// The events of one session on one topic, oldest first.
+/// The latest `limit` events of one session on one topic, returned oldest first.
 pub async fn session_events(
     db: &Db,
     session_id: &str,
@@ -132,11 +132,15 @@ pub async fn session_events(
         event_logs::table
             .filter(event_logs::session_id.eq(session_id))
             .filter(event_logs::topic.eq(topic))
-            .order(event_logs::event_timestamp.asc())
+            .order(event_logs::event_timestamp.desc())
             .limit(limit)
             .select(EventLogRow::as_select())
             .load::<EventLogRow>(conn)
             .await
     });
     db.observe(result.map_err(StoreError::from))
+        .map(|mut rows| {
+            rows.reverse();
+            rows
+        })
 }

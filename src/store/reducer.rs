@@ -19,6 +19,7 @@ use super::sql_types::{DbTs, DbUuid};
 use super::{Db, StoreError};
 use crate::db_run;
 use crate::reducer::core::{aggregate, apply, Aggregate, StampFact};
+use crate::reducer::fsm::{self, ReducerState};
 
 #[derive(Debug, Clone, Queryable, Selectable, Insertable, AsChangeset)]
 #[diesel(table_name = bridge_states)]
@@ -358,14 +359,27 @@ pub async fn apply_facts(
                     .unwrap_or_else(|| Aggregate::empty(ns));
                 let after = apply(&before, delta, nf, nw, window);
                 states.push(BridgeStateRow::from_aggregate(&after, now));
-                transitions.push(TransitionRow {
-                    namespace: ns.clone(),
-                    from_state: before.fsm_state.clone(),
-                    to_state: after.fsm_state.clone(),
-                    trigger: "batch_applied".into(),
-                    event_count: delta.stamps,
-                    created_at: DbTs(now),
-                });
+                // The FSM path of this batch: <previous> → aggregating → persisted, each step checked.
+                let from = ReducerState::parse(&before.fsm_state).unwrap_or(ReducerState::Idle);
+                for (a, b, trigger) in [
+                    (from, ReducerState::Aggregating, "batch_started"),
+                    (
+                        ReducerState::Aggregating,
+                        ReducerState::Persisted,
+                        "batch_applied",
+                    ),
+                ] {
+                    let to = fsm::transition(a, b)
+                        .map_err(|e| ApplyError::Store(StoreError::Failed(e.to_string())))?;
+                    transitions.push(TransitionRow {
+                        namespace: ns.clone(),
+                        from_state: a.as_str().to_owned(),
+                        to_state: to.as_str().to_owned(),
+                        trigger: trigger.into(),
+                        event_count: delta.stamps,
+                        created_at: DbTs(now),
+                    });
+                }
                 applied.aggregates.push(after);
             }
             // Every row's version is its stored version + 1 (1 for a new namespace): a row written by
@@ -463,9 +477,10 @@ pub async fn list(
     db.observe(result.map_err(StoreError::from))
 }
 
-/// Recorded stamp events the reducer has not aggregated yet (embedded catch-up after a restart).
+/// Recorded stamp events (of `topic`) the reducer has not aggregated yet (embedded catch-up).
 pub async fn unprocessed_logged_events(
     db: &Db,
+    topic: &str,
     limit: i64,
 ) -> Result<Vec<EventLogRow>, StoreError> {
     let mut conn = db.conn().await?;
@@ -476,11 +491,7 @@ pub async fn unprocessed_logged_events(
                     .on(reducer_processed_events::event_id.eq(event_logs::event_id)),
             )
             .filter(reducer_processed_events::event_id.is_null())
-            .filter(
-                event_logs::topic
-                    .like("%.metadata-stamp-created.v1")
-                    .or(event_logs::topic.like("%.stamp-workflow-completed.v1")),
-            )
+            .filter(event_logs::topic.eq(topic))
             .order(event_logs::event_timestamp.asc())
             .limit(limit)
             .select(EventLogRow::as_select())

@@ -17,6 +17,9 @@ CREATE TABLE dlq_records (
     CONSTRAINT dlq_records_position_key UNIQUE (dlq_topic, dlq_partition, dlq_offset)
 );
 CREATE INDEX dlq_records_topic_received_idx ON dlq_records (dlq_topic, received_at);
+-- A message dead-lettered twice (its consumer crashed before storing the offset) is one record.
+CREATE UNIQUE INDEX dlq_records_original_key ON dlq_records (original_topic, original_partition, original_offset)
+    WHERE original_topic IS NOT NULL;
 -- Per-topic state shared by all instances: count resets and the alert cooldown.
 CREATE TABLE dlq_topic_state (
     dlq_topic     text        PRIMARY KEY,
