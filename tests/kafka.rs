@@ -509,10 +509,15 @@ fn topics_create_is_idempotent() {
         );
         let stdout = String::from_utf8_lossy(&out.stdout);
         if round == 0 {
-            assert!(
-                stdout.contains("created 32 topic(s)") || stdout.contains("created 46 topic(s)"),
-                "{stdout}"
-            );
+            // The 32 topics of this environment are new; the 14 shared codegen topics may already
+            // exist (other tests create them concurrently).
+            let created: usize = stdout
+                .split_whitespace()
+                .nth(1)
+                .and_then(|n| n.parse().ok())
+                .unwrap_or(0);
+            assert!((32..=46).contains(&created), "{stdout}");
+            assert!(stdout.matches(&env).count() >= 32, "{stdout}");
         } else {
             assert!(stdout.contains("created 0 topic(s)"), "{stdout}");
         }
