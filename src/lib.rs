@@ -14,3 +14,4 @@ pub mod stamping;
 pub mod store;
 pub mod telemetry;
 pub mod tracer;
+pub mod workflow;
