@@ -229,6 +229,11 @@ impl Services {
         } else {
             consumers.push(tokio::spawn(gateway.clone().run_bus(shutdown.clone())));
         }
+        let intelligence_client = (!settings.intelligence.onextree_url.is_empty()).then(|| {
+            Arc::new(crate::intelligence::OnexTreeClient::new(
+                crate::intelligence::ClientConfig::new(&settings.intelligence.onextree_url),
+            ))
+        });
         let state = web::Data::new(AppState {
             settings: Arc::new(settings),
             db,
@@ -237,6 +242,7 @@ impl Services {
             kafka: publisher.clone(),
             dlq: dlq_monitor,
             codegen: gateway,
+            intelligence: intelligence_client,
             started: Instant::now(),
         });
         Ok(Services {

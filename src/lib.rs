@@ -8,6 +8,7 @@ pub mod config;
 pub mod dlq;
 pub mod events;
 pub mod http;
+pub mod intelligence;
 pub mod kafka;
 pub mod reducer;
 pub mod stamping;

@@ -34,6 +34,8 @@ pub struct AppState {
     pub kafka: Option<crate::kafka::producer::KafkaPublisher>,
     pub dlq: crate::dlq::DlqMonitor,
     pub codegen: crate::codegen::gateway::CodegenGateway,
+    /// The OnexTree client, when `intelligence.onextree_url` is set.
+    pub intelligence: Option<Arc<crate::intelligence::OnexTreeClient>>,
     pub started: Instant,
 }
 

@@ -114,10 +114,18 @@ async fn outbox_backlog(state: &AppState) -> Option<(i64, Option<f64>)> {
 pub async fn health(state: web::Data<AppState>) -> HttpResponse {
     let (db_up, database) = database_health(&state).await;
     let event_bus = event_bus_health(&state).await;
-    let intelligence = if state.settings.intelligence.onextree_url.is_empty() {
-        json!({"status": "disabled"})
-    } else {
-        json!({"status": "configured", "url": state.settings.intelligence.onextree_url})
+    let intelligence = match &state.intelligence {
+        None => json!({"status": "disabled"}),
+        Some(client) => {
+            let mut v = client.status();
+            // An open breaker means workflows get the degraded fallback, not an outage.
+            v["status"] = json!(if v["circuit_breaker"] == "closed" {
+                "healthy"
+            } else {
+                "degraded"
+            });
+            v
+        }
     };
     let overall = if db_up {
         if state.db.breaker().state() == BreakerState::Closed && event_bus["status"] == "healthy" {
