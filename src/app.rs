@@ -234,6 +234,18 @@ impl Services {
                 crate::intelligence::ClientConfig::new(&settings.intelligence.onextree_url),
             ))
         });
+        let contracts = crate::workflow::contract::Contract::builtin()?;
+        let workflow_engine = crate::workflow::engine::WorkflowEngine::new(
+            db.clone(),
+            stamping.clone(),
+            intelligence_client.clone(),
+            events.clone(),
+            contracts,
+            64,
+        );
+        consumers.push(tokio::spawn(
+            workflow_engine.clone().run_recovery(shutdown.clone()),
+        ));
         let state = web::Data::new(AppState {
             settings: Arc::new(settings),
             db,
@@ -243,6 +255,7 @@ impl Services {
             dlq: dlq_monitor,
             codegen: gateway,
             intelligence: intelligence_client,
+            workflows: workflow_engine.clone(),
             started: Instant::now(),
         });
         Ok(Services {

@@ -11,6 +11,7 @@ pub mod error;
 pub mod extract;
 pub mod stamping;
 pub mod system;
+pub mod workflows;
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -36,6 +37,7 @@ pub struct AppState {
     pub codegen: crate::codegen::gateway::CodegenGateway,
     /// The OnexTree client, when `intelligence.onextree_url` is set.
     pub intelligence: Option<Arc<crate::intelligence::OnexTreeClient>>,
+    pub workflows: crate::workflow::engine::WorkflowEngine,
     pub started: Instant,
 }
 
@@ -159,6 +161,24 @@ pub fn configure(cfg: &mut web::ServiceConfig, state: web::Data<AppState>) {
             resource("/api/v1/codegen/{operation}", web::post().to(codegen::call))
                 .app_data(extract::JsonLimit(CODEGEN_BODY_LIMIT)),
         )
+        .service(
+            web::resource("/api/v1/workflows")
+                .route(web::post().to(workflows::submit))
+                .route(web::get().to(workflows::list))
+                .default_service(web::to(method_not_allowed)),
+        )
+        .service(resource(
+            "/api/v1/workflows/{workflow_id}",
+            web::get().to(workflows::get),
+        ))
+        .service(resource(
+            "/workflow/submit",
+            web::post().to(workflows::submit_compat),
+        ))
+        .service(resource(
+            "/workflow/{workflow_id}/status",
+            web::get().to(workflows::get),
+        ))
         .service(resource("/api/v1/dlq/stats", web::get().to(dlq::stats)))
         .service(resource(
             "/api/v1/dlq/messages",

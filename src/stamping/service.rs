@@ -165,6 +165,7 @@ struct Inner {
     default_namespace: Namespace,
     events: EventFactory,
     stats: Arc<StampingStats>,
+    committed: Arc<Notify>,
 }
 
 /// Content larger than this is hashed on the blocking pool instead of an async worker.
@@ -190,7 +191,7 @@ impl StampingService {
         let writer = tokio::spawn(run_writer(
             db.clone(),
             rx,
-            committed,
+            committed.clone(),
             db.settings().write_batch_max,
             concurrency,
             stats.clone(),
@@ -203,9 +204,15 @@ impl StampingService {
                 default_namespace,
                 events,
                 stats,
+                committed,
             }),
         };
         (svc, writer)
+    }
+
+    /// Wake the outbox relay after another module committed events.
+    pub fn notify_committed(&self) {
+        self.inner.committed.notify_one();
     }
 
     pub fn stats(&self) -> &StampingStats {
@@ -348,6 +355,7 @@ impl StampingService {
                 "file_type": file_type.as_str(),
                 "stamp_type": cmd.stamp_type.as_str(),
                 "op_id": op_id,
+                "workflow_id": cmd.metadata.get("workflow_id"),
                 "created_at": crate::stamping::core::format_timestamp(now),
             }),
         );

@@ -15,6 +15,7 @@ pub mod reducer;
 pub mod schema;
 pub mod sql_types;
 pub mod stamps;
+pub mod workflows;
 
 use std::time::Duration;
 

@@ -166,6 +166,58 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    use diesel::sql_types::{Nullable, Text};
+    use crate::store::sql_types::sql::{Json, Ts, Uuid};
+
+    workflow_executions (id) {
+        id -> Uuid,
+        correlation_id -> Uuid,
+        contract -> Text,
+        namespace -> Text,
+        state -> Text,
+        input -> Json,
+        result -> Nullable<Json>,
+        error -> Nullable<Text>,
+        lease_owner -> Nullable<Text>,
+        lease_expires_at -> Nullable<Ts>,
+        created_at -> Ts,
+        updated_at -> Ts,
+        completed_at -> Nullable<Ts>,
+    }
+}
+
+diesel::table! {
+    use diesel::sql_types::{Double, Integer, Nullable, Text};
+    use crate::store::sql_types::sql::{Json, Ts, Uuid};
+
+    workflow_steps (workflow_id, name) {
+        workflow_id -> Uuid,
+        name -> Text,
+        status -> Text,
+        attempts -> Integer,
+        duration_ms -> Nullable<Double>,
+        error -> Nullable<Text>,
+        output -> Nullable<Json>,
+        started_at -> Nullable<Ts>,
+        completed_at -> Nullable<Ts>,
+    }
+}
+
+diesel::table! {
+    use diesel::sql_types::{BigInt, Text};
+    use crate::store::sql_types::sql::{Ts, Uuid};
+
+    fsm_transitions (id) {
+        id -> BigInt,
+        workflow_id -> Uuid,
+        from_state -> Text,
+        to_state -> Text,
+        trigger -> Text,
+        created_at -> Ts,
+    }
+}
+
 diesel::allow_tables_to_appear_in_same_query!(
     metadata_stamps,
     event_outbox,
@@ -177,4 +229,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     dlq_records,
     dlq_topic_state,
     dlq_alerts,
+    workflow_executions,
+    workflow_steps,
+    fsm_transitions,
 );

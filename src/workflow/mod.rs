@@ -5,4 +5,5 @@
 //! `crate::intelligence`.
 
 pub mod contract;
+pub mod engine;
 pub mod fsm;

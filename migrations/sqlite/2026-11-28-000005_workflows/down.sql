@@ -1,0 +1,3 @@
+DROP TABLE fsm_transitions;
+DROP TABLE workflow_steps;
+DROP TABLE workflow_executions;

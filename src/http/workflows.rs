@@ -1,0 +1,277 @@
+//! Handlers of the workflow orchestrator: `POST /api/v1/workflows` (202, or `?wait=true` for the
+//! result), `GET /api/v1/workflows/{id}`, `GET /api/v1/workflows`, and the original's
+//! `POST /workflow/submit` and `GET /workflow/{id}/status`.
+
+use actix_web::http::StatusCode;
+use actix_web::{web, HttpRequest, HttpResponse};
+use base64::Engine as _;
+use serde::Deserialize;
+use serde_json::{json, Map, Value};
+use utoipa::ToSchema;
+
+use super::context::RequestCtx;
+use super::dto::StampTypeDto;
+use super::envelope::{ok, respond, EnvelopeStatus};
+use super::error::ApiError;
+use super::extract::ValidJson;
+use super::stamping::{int_param, parse_query};
+use super::AppState;
+use crate::store::workflows::{StepRow, TransitionRow, WorkflowRow};
+use crate::workflow::engine::{WorkflowError, WorkflowInput};
+
+impl From<WorkflowError> for ApiError {
+    fn from(e: WorkflowError) -> Self {
+        match e {
+            WorkflowError::UnknownContract(_) => ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "UNKNOWN_CONTRACT",
+                Some("contract"),
+                e.to_string(),
+            ),
+            WorkflowError::Store(s) => s.into(),
+        }
+    }
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct WorkflowRequest {
+    pub content: Option<String>,
+    pub content_base64: Option<String>,
+    pub file_path: Option<String>,
+    pub content_type: Option<String>,
+    pub namespace: Option<String>,
+    pub stamp_type: Option<StampTypeDto>,
+    #[serde(default)]
+    pub enable_intelligence: bool,
+    pub intelligence_context: Option<String>,
+    #[schema(value_type = Option<Object>)]
+    pub metadata: Option<Map<String, Value>>,
+    pub contract: Option<String>,
+}
+
+fn input_of(state: &AppState, r: WorkflowRequest) -> Result<(String, WorkflowInput), ApiError> {
+    let content = match (r.content, r.content_base64) {
+        (Some(c), None) => c,
+        (None, Some(b)) => {
+            let bytes = base64::engine::general_purpose::STANDARD
+                .decode(b.trim())
+                .map_err(|e| {
+                    ApiError::validation("content_base64", format!("not valid base64: {e}"))
+                })?;
+            String::from_utf8(bytes)
+                .map_err(|_| ApiError::validation("content_base64", "must decode to UTF-8 text"))?
+        }
+        (Some(_), Some(_)) => {
+            return Err(ApiError::validation(
+                "content",
+                "give content or content_base64, not both",
+            ))
+        }
+        (None, None) => {
+            return Err(ApiError::validation(
+                "content",
+                "content (or content_base64) is required",
+            ))
+        }
+    };
+    if content.trim().is_empty() {
+        return Err(ApiError::validation("content", "must not be empty"));
+    }
+    state.stamping.check_content_size("content", &content)?;
+    let namespace = state
+        .stamping
+        .namespace(r.namespace.as_deref(), "namespace")?;
+    if r.file_path.as_deref().is_some_and(|p| p.contains('\0')) {
+        return Err(ApiError::validation(
+            "file_path",
+            "must not contain NUL characters",
+        ));
+    }
+    let stamp_type = match r.stamp_type.unwrap_or_default() {
+        StampTypeDto::Lightweight => "lightweight",
+        StampTypeDto::Rich => "rich",
+    };
+    Ok((
+        r.contract.unwrap_or_else(|| "metadata_stamping".into()),
+        WorkflowInput {
+            content,
+            file_path: r.file_path,
+            content_type: r.content_type,
+            namespace: namespace.to_string(),
+            stamp_type: stamp_type.into(),
+            enable_intelligence: r.enable_intelligence,
+            intelligence_context: r.intelligence_context,
+            metadata: r.metadata.unwrap_or_default(),
+        },
+    ))
+}
+
+fn step_json(s: &StepRow) -> Value {
+    json!({
+        "name": s.name, "status": s.status, "attempts": s.attempts, "duration_ms": s.duration_ms,
+        "error": s.error, "output": s.output.as_ref().map(|o| &o.0),
+        "started_at": s.started_at.map(|t| t.0), "completed_at": s.completed_at.map(|t| t.0),
+    })
+}
+
+fn detail(wf: &WorkflowRow, steps: &[StepRow], transitions: &[TransitionRow]) -> Value {
+    json!({
+        "workflow_id": wf.id.0,
+        "correlation_id": wf.correlation_id.0,
+        "contract": wf.contract,
+        "namespace": wf.namespace,
+        "state": wf.state,
+        "created_at": wf.created_at.0,
+        "updated_at": wf.updated_at.0,
+        "completed_at": wf.completed_at.map(|t| t.0),
+        "duration_ms": wf.completed_at.map(|c| (c.0 - wf.created_at.0).num_microseconds().unwrap_or(0) as f64 / 1000.0),
+        "error": wf.error,
+        "result": wf.result.as_ref().map(|r| &r.0),
+        "step_count": steps.len(),
+        "steps": steps.iter().map(step_json).collect::<Vec<_>>(),
+        "transitions": transitions.iter().map(|t| json!({
+            "from_state": t.from_state, "to_state": t.to_state, "trigger": t.trigger, "at": t.created_at.0,
+        })).collect::<Vec<_>>(),
+    })
+}
+
+async fn load(state: &AppState, id: uuid::Uuid) -> Result<Value, ApiError> {
+    match crate::store::workflows::get(&state.db, id).await? {
+        Some((wf, steps, transitions)) => Ok(detail(&wf, &steps, &transitions)),
+        None => Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "WORKFLOW_NOT_FOUND",
+            Some("workflow_id"),
+            format!("no workflow {id}"),
+        )),
+    }
+}
+
+async fn submit_inner(
+    state: web::Data<AppState>,
+    body: WorkflowRequest,
+    wait: bool,
+) -> Result<HttpResponse, ApiError> {
+    let (contract, input) = input_of(&state, body)?;
+    let wf = state
+        .workflows
+        .create(&contract, input, RequestCtx::correlation_uuid())
+        .await?;
+    let id = wf.id.0;
+    if wait {
+        state.workflows.run(id).await?;
+        return Ok(ok(load(&state, id).await?));
+    }
+    let engine = state.workflows.clone();
+    tokio::spawn(async move {
+        if let Err(e) = engine.run(id).await {
+            tracing::warn!(workflow_id = %id, error = %e, "workflow failed to run");
+        }
+    });
+    Ok(respond(
+        StatusCode::ACCEPTED,
+        EnvelopeStatus::Success,
+        Some(json!({
+            "workflow_id": id,
+            "correlation_id": wf.correlation_id.0,
+            "state": "pending",
+            "status_url": format!("/api/v1/workflows/{id}"),
+        })),
+        None,
+        Some("workflow accepted".into()),
+    ))
+}
+
+/// Start a stamping workflow (`?wait=true` answers with the finished workflow).
+#[utoipa::path(post, path = "/api/v1/workflows", tag = "workflows", request_body = WorkflowRequest,
+    params(("wait" = Option<bool>, Query)),
+    responses((status = 202, description = "Accepted, with the workflow id"), (status = 200, description = "Finished workflow (wait=true)"),
+        (status = 400, description = "NAMESPACE_INVALID / UNKNOWN_CONTRACT"), (status = 413, description = "PAYLOAD_TOO_LARGE"),
+        (status = 422, description = "VALIDATION_ERROR")))]
+pub async fn submit(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    body: ValidJson<WorkflowRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let q = parse_query(&req)?;
+    let wait = match q.get("wait").map(String::as_str) {
+        None | Some("false") | Some("0") => false,
+        Some("true") | Some("1") => true,
+        Some(other) => {
+            return Err(ApiError::validation(
+                "wait",
+                format!("wait must be true or false, got {other:?}"),
+            ))
+        }
+    };
+    submit_inner(state, body.0, wait).await
+}
+
+/// Original route: submit without waiting.
+pub async fn submit_compat(
+    state: web::Data<AppState>,
+    body: ValidJson<WorkflowRequest>,
+) -> Result<HttpResponse, ApiError> {
+    submit_inner(state, body.0, false).await
+}
+
+fn parse_id(raw: &str) -> Result<uuid::Uuid, ApiError> {
+    uuid::Uuid::parse_str(raw).map_err(|_| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "INVALID_WORKFLOW_ID",
+            Some("workflow_id"),
+            "workflow_id must be a UUID",
+        )
+    })
+}
+
+/// A workflow: state, steps, FSM transitions, result (by workflow id or correlation id).
+#[utoipa::path(get, path = "/api/v1/workflows/{workflow_id}", tag = "workflows",
+    params(("workflow_id" = String, Path)),
+    responses((status = 200, description = "The workflow"), (status = 404, description = "WORKFLOW_NOT_FOUND")))]
+pub async fn get(
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let id = parse_id(&path.into_inner())?;
+    Ok(ok(load(&state, id).await?))
+}
+
+/// Workflows, newest first (`?namespace=&state=&limit=&offset=`).
+#[utoipa::path(get, path = "/api/v1/workflows", tag = "workflows",
+    params(("namespace" = Option<String>, Query), ("state" = Option<String>, Query), ("limit" = Option<i64>, Query), ("offset" = Option<i64>, Query)),
+    responses((status = 200, description = "Workflows")))]
+pub async fn list(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpResponse, ApiError> {
+    let q = parse_query(&req)?;
+    let limit = int_param(&q, "limit", 50, 1, 1000)?;
+    let offset = int_param(&q, "offset", 0, 0, i64::MAX / 2)?;
+    if let Some(ns) = q.get("namespace") {
+        state.stamping.namespace(Some(ns), "namespace")?;
+    }
+    let st = q.get("state").map(String::as_str);
+    if let Some(s) = st {
+        if !["pending", "processing", "completed", "failed"].contains(&s) {
+            return Err(ApiError::validation(
+                "state",
+                "state must be pending, processing, completed or failed",
+            ));
+        }
+    }
+    let (rows, total) = crate::store::workflows::list(
+        &state.db,
+        q.get("namespace").map(String::as_str),
+        st,
+        limit,
+        offset,
+    )
+    .await?;
+    Ok(ok(json!({
+        "total": total, "limit": limit, "offset": offset,
+        "workflows": rows.iter().map(|w| json!({
+            "workflow_id": w.id.0, "correlation_id": w.correlation_id.0, "namespace": w.namespace, "state": w.state,
+            "created_at": w.created_at.0, "completed_at": w.completed_at.map(|t| t.0), "error": w.error,
+        })).collect::<Vec<_>>(),
+    })))
+}
