@@ -34,6 +34,8 @@ pub struct Services {
     relay: tokio::task::JoinHandle<()>,
     consumers: Vec<tokio::task::JoinHandle<()>>,
     publisher: Option<KafkaPublisher>,
+    workflow_recovery: CancellationToken,
+    recovery: tokio::task::JoinHandle<()>,
 }
 
 impl Services {
@@ -234,18 +236,25 @@ impl Services {
                 crate::intelligence::ClientConfig::new(&settings.intelligence.onextree_url),
             ))
         });
-        let contracts = crate::workflow::contract::Contract::builtin()?;
+        let contracts_dir = (!settings.workflow.contracts_dir.is_empty())
+            .then(|| std::path::PathBuf::from(&settings.workflow.contracts_dir));
+        let contracts = crate::workflow::contract::Contract::load(contracts_dir.as_deref())?;
         let workflow_engine = crate::workflow::engine::WorkflowEngine::new(
             db.clone(),
             stamping.clone(),
             intelligence_client.clone(),
             events.clone(),
             contracts,
-            64,
+            settings.workflow.concurrency,
+            Duration::from_secs(settings.workflow.lease_secs),
         );
-        consumers.push(tokio::spawn(
-            workflow_engine.clone().run_recovery(shutdown.clone()),
-        ));
+        // Stopped first on shutdown: it holds the engine, and with it the stamping writer's sender.
+        let workflow_recovery = CancellationToken::new();
+        let recovery = tokio::spawn(
+            workflow_engine
+                .clone()
+                .run_recovery(workflow_recovery.clone()),
+        );
         let state = web::Data::new(AppState {
             settings: Arc::new(settings),
             db,
@@ -265,6 +274,8 @@ impl Services {
             relay,
             consumers,
             publisher,
+            workflow_recovery,
+            recovery,
         })
     }
 
@@ -295,7 +306,12 @@ impl Services {
             relay,
             consumers,
             publisher,
+            workflow_recovery,
+            recovery,
         } = self;
+        // No more takeovers; running workflows finish (bounded by their contract's timeout).
+        workflow_recovery.cancel();
+        let _ = tokio::time::timeout(Duration::from_secs(10), recovery).await;
         // Dropping the last AppState drops the writer's sender, ending the writer after it drains.
         drop(state);
         let _ = tokio::time::timeout(Duration::from_secs(10), writer).await;

@@ -21,6 +21,7 @@ pub struct Settings {
     pub dlq: DlqSettings,
     pub reducer: ReducerSettings,
     pub codegen: CodegenSettings,
+    pub workflow: WorkflowSettings,
     pub intelligence: IntelligenceSettings,
     pub log: LogSettings,
 }
@@ -75,6 +76,17 @@ pub struct DlqSettings {
     pub window_secs: u64,
     pub cooldown_secs: u64,
     pub webhook_url: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WorkflowSettings {
+    /// Workflows run at once by one instance.
+    pub concurrency: usize,
+    /// Seconds a running workflow stays leased to its instance without renewal.
+    pub lease_secs: u64,
+    /// Directory of contract files (`<name>.toml`) overriding or adding to the built-in ones; empty = none.
+    pub contracts_dir: String,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -243,6 +255,8 @@ impl Settings {
                 self.codegen.response_timeout_ms,
             ),
             ("reducer.flush_interval_ms", self.reducer.flush_interval_ms),
+            ("workflow.concurrency", self.workflow.concurrency as u64),
+            ("workflow.lease_secs", self.workflow.lease_secs),
             ("reducer.window_secs", self.reducer.window_secs),
             ("kafka.delivery_timeout_ms", self.kafka.delivery_timeout_ms),
         ];

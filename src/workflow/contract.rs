@@ -219,6 +219,33 @@ impl Contract {
             .map(|(name, text)| Contract::parse(name, text))
             .collect()
     }
+
+    /// The built-in contracts, overridden or extended by every `*.toml` in `dir` (if given).
+    pub fn load(dir: Option<&std::path::Path>) -> Result<Vec<Contract>, ContractError> {
+        let mut by_name: BTreeMap<String, Contract> = Contract::builtin()?
+            .into_iter()
+            .map(|c| (c.name.clone(), c))
+            .collect();
+        if let Some(dir) = dir {
+            let err = |message: String| ContractError {
+                contract: dir.display().to_string(),
+                message,
+            };
+            let entries =
+                std::fs::read_dir(dir).map_err(|e| err(format!("cannot read directory: {e}")))?;
+            for entry in entries.flatten() {
+                let path = entry.path();
+                if path.extension().and_then(|e| e.to_str()) != Some("toml") {
+                    continue;
+                }
+                let text = std::fs::read_to_string(&path)
+                    .map_err(|e| err(format!("cannot read {}: {e}", path.display())))?;
+                let c = Contract::parse(&path.display().to_string(), &text)?;
+                by_name.insert(c.name.clone(), c);
+            }
+        }
+        Ok(by_name.into_values().collect())
+    }
 }
 
 #[cfg(test)]

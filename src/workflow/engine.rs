@@ -25,8 +25,6 @@ use crate::store::sql_types::{DbJson, DbTs, DbUuid};
 use crate::store::workflows::{self as store, StepRow, TransitionWrite, WorkflowRow};
 use crate::store::{Db, StoreError};
 
-const LEASE: Duration = Duration::from_secs(30);
-
 /// What a workflow is asked to do (stored as the execution's `input`).
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct WorkflowInput {
@@ -60,6 +58,7 @@ struct Inner {
     events: EventFactory,
     contracts: HashMap<String, Contract>,
     slots: Semaphore,
+    lease: Duration,
     owner: String,
     running: Mutex<std::collections::HashSet<Uuid>>,
 }
@@ -72,6 +71,7 @@ impl WorkflowEngine {
         events: EventFactory,
         contracts: Vec<Contract>,
         concurrency: usize,
+        lease: Duration,
     ) -> Self {
         let owner = format!(
             "{}-{}",
@@ -86,6 +86,7 @@ impl WorkflowEngine {
                 events,
                 contracts: contracts.into_iter().map(|c| (c.name.clone(), c)).collect(),
                 slots: Semaphore::new(concurrency.max(1)),
+                lease,
                 owner,
                 running: Mutex::new(Default::default()),
             }),
@@ -119,7 +120,7 @@ impl WorkflowEngine {
             error: None,
             lease_owner: Some(self.inner.owner.clone()),
             lease_expires_at: Some(DbTs(
-                now + chrono::Duration::from_std(LEASE).unwrap_or_default(),
+                now + chrono::Duration::from_std(self.inner.lease).unwrap_or_default(),
             )),
             created_at: DbTs(now),
             updated_at: DbTs(now),
@@ -465,6 +466,13 @@ impl WorkflowEngine {
                 .await?;
                 let r = client.intelligence(&context, true, true).await;
                 emit(EventKind::OnextreeIntelligenceReceived, json!({"workflow_id": wf.id.0, "confidence": r.confidence, "degraded": r.degraded})).await?;
+                // A required intelligence step fails (and is retried) on a degraded answer; an
+                // optional one keeps the degraded result and the workflow goes on.
+                if r.degraded && !step.optional {
+                    return Err(r
+                        .reason
+                        .unwrap_or_else(|| "intelligence unavailable".into()));
+                }
                 Ok(r.to_json())
             }
             "stamp_creation" => {
@@ -521,7 +529,7 @@ impl WorkflowEngine {
     /// Take over unfinished workflows whose lease expired and run them; renew our own leases.
     pub async fn recover(&self) -> Result<usize, StoreError> {
         let now = Utc::now();
-        let until = now + chrono::Duration::from_std(LEASE).unwrap_or_default();
+        let until = now + chrono::Duration::from_std(self.inner.lease).unwrap_or_default();
         let running: Vec<Uuid> = self
             .inner
             .running
@@ -543,7 +551,7 @@ impl WorkflowEngine {
         Ok(claimed.len())
     }
 
-    /// Recovery loop: at start, then every 10 s (lease renewal and takeover).
+    /// Recovery loop: at start, then every third of the lease (renewal and takeover).
     pub async fn run_recovery(self, shutdown: CancellationToken) {
         loop {
             if let Err(e) = self.recover().await {
@@ -551,7 +559,7 @@ impl WorkflowEngine {
             }
             tokio::select! {
                 _ = shutdown.cancelled() => return,
-                _ = tokio::time::sleep(Duration::from_secs(10)) => {}
+                _ = tokio::time::sleep(self.inner.lease / 3) => {}
             }
         }
     }
