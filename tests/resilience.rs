@@ -545,3 +545,75 @@ async fn sigterm_drains_in_flight_requests() {
         .await
         .is_err());
 }
+
+/// Workflows running when the process is killed are not left in `processing`: after a restart (same
+/// database) their expired leases are taken over and every one ends `completed` or `failed`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_during_workflows_leaves_none_processing() {
+    let db = FreshDb::new(Backend::Postgres).await;
+    let port = free_port();
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .build()
+        .unwrap();
+    let spawn = || {
+        Command::new(env!("CARGO_BIN_EXE_omninode-bridge"))
+            .arg("serve")
+            .env("OMNINODE__DATABASE__URL", &db.url)
+            .env("OMNINODE__HTTP__BIND", format!("127.0.0.1:{port}"))
+            .env("OMNINODE__WORKFLOW__LEASE_SECS", "2")
+            .env("OMNINODE__LOG__LEVEL", "warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap()
+    };
+    let base = format!("http://127.0.0.1:{port}");
+    let mut child = spawn();
+    wait_ready(&client, &base).await;
+    let mut ids = Vec::new();
+    for i in 0..60 {
+        let r = client
+            .post(format!("{base}/api/v1/workflows"))
+            .json(&json!({"content": format!("killed workflow {i}"), "namespace": "wf.kill"}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 202);
+        let v: Value = r.json().await.unwrap();
+        ids.push(v["data"]["workflow_id"].as_str().unwrap().to_owned());
+    }
+    child.kill().unwrap();
+    let _ = child.wait();
+    let mut child = spawn();
+    wait_ready(&client, &base).await;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let mut unfinished = 0;
+        for id in &ids {
+            let v: Value = client
+                .get(format!("{base}/api/v1/workflows/{id}"))
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            let state = v["data"]["state"].as_str().unwrap_or("missing").to_owned();
+            if state != "completed" && state != "failed" {
+                unfinished += 1;
+            }
+        }
+        if unfinished == 0 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{unfinished} workflows still unfinished after restart"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    db.drop_db().await;
+}

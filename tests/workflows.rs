@@ -105,6 +105,10 @@ async fn workflow_runs_all_steps_and_stores_the_stamp(backend: Backend) {
     );
 
     // Events: started, transitions, hash, each step, the stamp, completed — all correlated.
+    assert_eq!(
+        d["correlation_id"], d["workflow_id"],
+        "events carry the workflow id as correlation id"
+    );
     let cid = d["correlation_id"].as_str().unwrap().to_owned();
     let mut kinds = Vec::new();
     let deadline = tokio::time::Instant::now() + Duration::from_secs(5);

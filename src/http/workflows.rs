@@ -9,7 +9,6 @@ use serde::Deserialize;
 use serde_json::{json, Map, Value};
 use utoipa::ToSchema;
 
-use super::context::RequestCtx;
 use super::dto::StampTypeDto;
 use super::envelope::{ok, respond, EnvelopeStatus};
 use super::error::ApiError;
@@ -156,7 +155,9 @@ async fn submit_inner(
     let (contract, input) = input_of(&state, body)?;
     let wf = state
         .workflows
-        .create(&contract, input, RequestCtx::correlation_uuid())
+        // The workflow id is its correlation id (unique per workflow, whatever X-Correlation-ID a
+        // caller reuses; that one stays in the request's logs).
+        .create(&contract, input, None)
         .await?;
     let id = wf.id.0;
     if wait {
