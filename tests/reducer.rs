@@ -117,64 +117,18 @@ async fn aggregates_are_exact_per_namespace(backend: Backend) {
     assert_eq!(snap["data"]["total_bytes"], expected["agg.gamma"].1);
 
     // Errors.
-    let res = app
-        .client
-        .get(app.url("/api/v1/aggregations/never.seen"))
-        .send()
-        .await
-        .unwrap();
-    let s = res.status().as_u16();
-    assert_error(
-        s,
-        &res.json().await.unwrap(),
-        404,
-        "AGGREGATION_NOT_FOUND",
-        Some("namespace"),
-    );
-    let res = app
-        .client
-        .get(app.url("/api/v1/aggregations/Bad.NS"))
-        .send()
-        .await
-        .unwrap();
-    let s = res.status().as_u16();
-    assert_error(
-        s,
-        &res.json().await.unwrap(),
-        400,
-        "NAMESPACE_INVALID",
-        Some("namespace"),
-    );
-    let res = app
-        .client
-        .post(app.url("/aggregation/query"))
-        .json(&json!({"namespace": 5}))
-        .send()
-        .await
-        .unwrap();
-    let s = res.status().as_u16();
-    assert_error(
-        s,
-        &res.json().await.unwrap(),
-        422,
-        "VALIDATION_ERROR",
-        Some("namespace"),
-    );
-    let res = app
-        .client
-        .post(app.url("/aggregation/query"))
-        .json(&json!({"limit": 0}))
-        .send()
-        .await
-        .unwrap();
-    let s = res.status().as_u16();
-    assert_error(
-        s,
-        &res.json().await.unwrap(),
-        422,
-        "VALIDATION_ERROR",
-        Some("limit"),
-    );
+    let (s, b) = app.get_path("/api/v1/aggregations/never.seen").await;
+    assert_error(s, &b, 404, "AGGREGATION_NOT_FOUND", Some("namespace"));
+    let (s, b) = app.get_path("/api/v1/aggregations/Bad.NS").await;
+    assert_error(s, &b, 400, "NAMESPACE_INVALID", Some("namespace"));
+    let (s, b) = app
+        .post_path("/aggregation/query", &json!({"namespace": 5}))
+        .await;
+    assert_error(s, &b, 422, "VALIDATION_ERROR", Some("namespace"));
+    let (s, b) = app
+        .post_path("/aggregation/query", &json!({"limit": 0}))
+        .await;
+    assert_error(s, &b, 422, "VALIDATION_ERROR", Some("limit"));
 
     // A restart keeps the totals exact.
     let db = app.db.share();

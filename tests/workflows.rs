@@ -7,7 +7,7 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::{assert_error, Backend, TestApp};
-use serde_json::{json, Value};
+use serde_json::json;
 
 both_backends!(
     workflow_runs_all_steps_and_stores_the_stamp,
@@ -15,33 +15,17 @@ both_backends!(
     interrupted_workflow_resumes_after_its_last_completed_step
 );
 
-async fn post(app: &TestApp, path: &str, body: Value) -> (u16, Value) {
-    let r = app
-        .client
-        .post(app.url(path))
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
-    (r.status().as_u16(), r.json().await.unwrap())
-}
-
-async fn get(app: &TestApp, path: &str) -> (u16, Value) {
-    let r = app.client.get(app.url(path)).send().await.unwrap();
-    (r.status().as_u16(), r.json().await.unwrap())
-}
-
 async fn workflow_runs_all_steps_and_stores_the_stamp(backend: Backend) {
     let app = TestApp::start(backend).await;
     let mut rx = app.services().state.bus.subscribe();
-    let (s, b) = post(
-        &app,
-        "/api/v1/workflows?wait=true",
-        json!({
+    let (s, b) = app
+        .post_path(
+            "/api/v1/workflows?wait=true",
+            json!({
         "content": "Workflow content", "namespace": "wf.test", "stamp_type": "rich",
         "file_path": "docs/w.md", "enable_intelligence": true, "metadata": {"author": "ada"}}),
-    )
-    .await;
+        )
+        .await;
     assert_eq!(s, 200, "{b}");
     let d = &b["data"];
     assert_eq!(d["state"], "completed");
@@ -91,11 +75,11 @@ async fn workflow_runs_all_steps_and_stores_the_stamp(backend: Backend) {
 
     // The stamp is really stored, with the intelligence data persisted on it.
     let hash = stamp["file_hash"].as_str().unwrap();
-    let (s, stored) = get(
-        &app,
-        &format!("/api/v1/metadata-stamping/stamp/{hash}?namespace=wf.test"),
-    )
-    .await;
+    let (s, stored) = app
+        .get_path(&format!(
+            "/api/v1/metadata-stamping/stamp/{hash}?namespace=wf.test"
+        ))
+        .await;
     assert_eq!(s, 200, "{stored}");
     assert_eq!(stored["data"]["id"], stamp["stamp_id"]);
     assert_eq!(stored["data"]["intelligence_data"]["degraded"], true);
@@ -149,7 +133,7 @@ async fn workflow_runs_all_steps_and_stores_the_stamp(backend: Backend) {
     // The reducer counts the workflow.
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
-        let (_, agg) = get(&app, "/api/v1/aggregations/wf.test").await;
+        let (_, agg) = app.get_path("/api/v1/aggregations/wf.test").await;
         if agg["data"]["distinct_workflows"] == 1 {
             break;
         }
@@ -161,17 +145,17 @@ async fn workflow_runs_all_steps_and_stores_the_stamp(backend: Backend) {
 
 async fn accepted_workflows_finish_and_bad_input_is_refused(backend: Backend) {
     let app = TestApp::start(backend).await;
-    let (s, b) = post(
-        &app,
-        "/api/v1/workflows",
-        json!({"content_base64": "aGVsbG8gd29ybGQ=", "namespace": "wf.async"}),
-    )
-    .await;
+    let (s, b) = app
+        .post_path(
+            "/api/v1/workflows",
+            json!({"content_base64": "aGVsbG8gd29ybGQ=", "namespace": "wf.async"}),
+        )
+        .await;
     assert_eq!(s, 202, "{b}");
     let id = b["data"]["workflow_id"].as_str().unwrap().to_owned();
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
-        let (_, w) = get(&app, &format!("/api/v1/workflows/{id}")).await;
+        let (_, w) = app.get_path(&format!("/api/v1/workflows/{id}")).await;
         if w["data"]["state"] == "completed" {
             assert_eq!(
                 w["data"]["result"]["hash"]["file_hash"],
@@ -183,22 +167,24 @@ async fn accepted_workflows_finish_and_bad_input_is_refused(backend: Backend) {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     // The original's routes.
-    let (s, b) = post(
-        &app,
-        "/workflow/submit",
-        json!({"content": "compat", "namespace": "wf.async"}),
-    )
-    .await;
+    let (s, b) = app
+        .post_path(
+            "/workflow/submit",
+            json!({"content": "compat", "namespace": "wf.async"}),
+        )
+        .await;
     assert_eq!(s, 202, "{b}");
     let id2 = b["data"]["workflow_id"].as_str().unwrap().to_owned();
     tokio::time::sleep(Duration::from_millis(300)).await;
-    let (s, w) = get(&app, &format!("/workflow/{id2}/status")).await;
+    let (s, w) = app.get_path(&format!("/workflow/{id2}/status")).await;
     assert_eq!(s, 200);
     assert!(
         ["processing", "completed"].contains(&w["data"]["state"].as_str().unwrap()),
         "{w}"
     );
-    let (_, list) = get(&app, "/api/v1/workflows?namespace=wf.async&limit=10").await;
+    let (_, list) = app
+        .get_path("/api/v1/workflows?namespace=wf.async&limit=10")
+        .await;
     assert_eq!(list["data"]["total"], 2);
 
     for (body, status, code, field) in [
@@ -247,14 +233,16 @@ async fn accepted_workflows_finish_and_bad_input_is_refused(backend: Backend) {
             "surprise",
         ),
     ] {
-        let (s, b) = post(&app, "/api/v1/workflows", body.clone()).await;
+        let (s, b) = app.post_path("/api/v1/workflows", body.clone()).await;
         assert_error(s, &b, status, code, Some(field));
     }
-    let (s, b) = get(&app, "/api/v1/workflows/not-a-uuid").await;
+    let (s, b) = app.get_path("/api/v1/workflows/not-a-uuid").await;
     assert_error(s, &b, 400, "INVALID_WORKFLOW_ID", Some("workflow_id"));
-    let (s, b) = get(&app, &format!("/api/v1/workflows/{}", uuid::Uuid::new_v4())).await;
+    let (s, b) = app
+        .get_path(&format!("/api/v1/workflows/{}", uuid::Uuid::new_v4()))
+        .await;
     assert_error(s, &b, 404, "WORKFLOW_NOT_FOUND", Some("workflow_id"));
-    let (s, b) = get(&app, "/api/v1/workflows?state=weird").await;
+    let (s, b) = app.get_path("/api/v1/workflows?state=weird").await;
     assert_error(s, &b, 422, "VALIDATION_ERROR", Some("state"));
     app.stop().await;
 }
@@ -320,7 +308,9 @@ async fn interrupted_workflow_resumes_after_its_last_completed_step(backend: Bac
     assert!(state.workflows.recover().await.unwrap() >= 1);
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
-        let (_, w) = get(&app, &format!("/api/v1/workflows/{}", wf.id.0)).await;
+        let (_, w) = app
+            .get_path(&format!("/api/v1/workflows/{}", wf.id.0))
+            .await;
         if w["data"]["state"] == "completed" {
             let steps = w["data"]["steps"].as_array().unwrap();
             assert_eq!(steps.len(), 6);

@@ -184,6 +184,31 @@ impl TestApp {
         (status, res.json().await.expect("json body"))
     }
 
+    /// GET any path of the service: (status, JSON body).
+    pub async fn get_path(&self, path: &str) -> (u16, Value) {
+        let res = self
+            .client
+            .get(self.url(path))
+            .send()
+            .await
+            .expect("request");
+        let status = res.status().as_u16();
+        (status, res.json().await.expect("json body"))
+    }
+
+    /// POST JSON to any path of the service: (status, JSON body).
+    pub async fn post_path(&self, path: &str, body: impl serde::Serialize) -> (u16, Value) {
+        let res = self
+            .client
+            .post(self.url(path))
+            .json(&body)
+            .send()
+            .await
+            .expect("request");
+        let status = res.status().as_u16();
+        (status, res.json().await.expect("json body"))
+    }
+
     pub async fn get(&self, path: &str) -> (u16, Value) {
         let res = self
             .client
