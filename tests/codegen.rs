@@ -106,15 +106,7 @@ async fn requests_are_answered_across_instances_and_time_out_without_a_responder
     let responder = spawn_responder(brokers.clone(), session.clone());
     for app in [&a, &b] {
         let started = Instant::now();
-        let res = app
-            .client
-            .post(app.url("/api/v1/codegen/analyze"))
-            .json(&json!({"session_id": session, "prd_content": "Build a reducer node", "analysis_type": "quick"}))
-            .send()
-            .await
-            .unwrap();
-        let status = res.status().as_u16();
-        let body: Value = res.json().await.unwrap();
+        let (status, body) = app.post_path("/api/v1/codegen/analyze", &json!({"session_id": session, "prd_content": "Build a reducer node", "analysis_type": "quick"})).await;
         assert_eq!(status, 200, "{body}");
         assert_eq!(body["data"]["analysis_result"]["summary"], "ok");
         assert_eq!(
@@ -130,15 +122,12 @@ async fn requests_are_answered_across_instances_and_time_out_without_a_responder
     // Nobody answers pattern requests: 504 naming the correlation id.
     let cid = uuid::Uuid::new_v4();
     let started = Instant::now();
-    let res = b
-        .client
-        .post(b.url("/api/v1/codegen/pattern"))
-        .json(&json!({"correlation_id": cid, "node_description": "a cache", "node_type": "effect"}))
-        .send()
-        .await
-        .unwrap();
-    let st = res.status().as_u16();
-    let body: Value = res.json().await.unwrap();
+    let (st, body) = b
+        .post_path(
+            "/api/v1/codegen/pattern",
+            &json!({"correlation_id": cid, "node_description": "a cache", "node_type": "effect"}),
+        )
+        .await;
     assert_error(st, &body, 504, "CODEGEN_TIMEOUT", Some("correlation_id"));
     assert!(body["message"].as_str().unwrap().contains(&cid.to_string()));
     assert!(
@@ -304,15 +293,12 @@ async fn embedded_profile_routes_responses_on_the_bus() {
             });
         }
     });
-    let res = app
-        .client
-        .post(app.url("/api/v1/codegen/mixin"))
-        .json(&json!({"requirements": ["caching"], "node_type": "effect"}))
-        .send()
-        .await
-        .unwrap();
-    let st = res.status().as_u16();
-    let body: Value = res.json().await.unwrap();
+    let (st, body) = app
+        .post_path(
+            "/api/v1/codegen/mixin",
+            &json!({"requirements": ["caching"], "node_type": "effect"}),
+        )
+        .await;
     assert_eq!(st, 200, "{body}");
     assert_eq!(
         body["data"]["mixin_recommendations"][0]["name"],

@@ -18,6 +18,17 @@ fn brokers() -> String {
     )
 }
 
+/// Produce one message (key and string value) and wait for its delivery.
+async fn produce(producer: &FutureProducer, topic: &str, key: &str, value: &str) {
+    producer
+        .send(
+            FutureRecord::to(topic).key(key).payload(value),
+            Duration::from_secs(5),
+        )
+        .await
+        .expect("produce");
+}
+
 /// A local webhook receiver recording every JSON body posted to it.
 async fn webhook() -> (String, Arc<Mutex<Vec<Value>>>) {
     let got = Arc::new(Mutex::new(Vec::new()));
@@ -43,15 +54,7 @@ async fn webhook() -> (String, Arc<Mutex<Vec<Value>>>) {
 }
 
 async fn stats(app: &TestApp) -> Value {
-    let v: Value = app
-        .client
-        .get(app.url("/api/v1/dlq/stats"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let (_, v) = app.get_path("/api/v1/dlq/stats").await;
     v["data"].clone()
 }
 
@@ -99,15 +102,7 @@ async fn dlq_counts_alerts_once_and_redrives() {
 
     // Five poison messages: the tracer dead-letters them, the monitor counts them, one alert fires.
     for i in 0..5 {
-        producer
-            .send(
-                FutureRecord::to(&created)
-                    .key("k")
-                    .payload(&format!("not json {i}")),
-                Duration::from_secs(5),
-            )
-            .await
-            .unwrap();
+        produce(&producer, &created, "k", &format!("not json {i}")).await;
     }
     wait_until("5 DLQ records", Duration::from_secs(60), async || {
         topic_stats(&stats(&app).await, &dlq_topic)["total"] == 5
@@ -141,15 +136,7 @@ async fn dlq_counts_alerts_once_and_redrives() {
 
     // Within the cooldown: more failures, no second alert.
     for i in 0..2 {
-        producer
-            .send(
-                FutureRecord::to(&created)
-                    .key("k")
-                    .payload(&format!("still not json {i}")),
-                Duration::from_secs(5),
-            )
-            .await
-            .unwrap();
+        produce(&producer, &created, "k", &format!("still not json {i}")).await;
     }
     wait_until("7 DLQ records", Duration::from_secs(60), async || {
         topic_stats(&stats(&app).await, &dlq_topic)["total"] == 7
@@ -302,28 +289,13 @@ async fn dlq_counts_alerts_once_and_redrives() {
     .await;
     let (_, again) = redrive(json!({"ids": [id]})).await;
     assert_eq!(again["data"]["matched"], 0, "already redriven");
-    let agg: Value = app
-        .client
-        .get(app.url("/api/v1/aggregations/redrive.ns"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let (_, agg) = app.get_path("/api/v1/aggregations/redrive.ns").await;
     assert_eq!(agg["data"]["total_stamps"], 1);
 
     // Reset one topic: its counts start again from zero.
-    let r: Value = app
-        .client
-        .post(app.url("/api/v1/dlq/reset"))
-        .json(&json!({"topic": dlq_topic}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let (_, r) = app
+        .post_path("/api/v1/dlq/reset", &json!({"topic": dlq_topic}))
+        .await;
     assert_eq!(r["data"]["reset"], json!([dlq_topic]));
     let t = topic_stats(&stats(&app).await, &dlq_topic);
     assert_eq!(

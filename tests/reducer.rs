@@ -16,14 +16,7 @@ use serde_json::{json, Value};
 async fn wait_total(app: &TestApp, ns: &str, want: i64) -> Value {
     let deadline = Instant::now() + Duration::from_secs(15);
     loop {
-        let res = app
-            .client
-            .get(app.url(&format!("/api/v1/aggregations/{ns}")))
-            .send()
-            .await
-            .unwrap();
-        let status = res.status().as_u16();
-        let body: Value = res.json().await.unwrap();
+        let (status, body) = app.get_path(&format!("/api/v1/aggregations/{ns}")).await;
         if status == 200 && body["data"]["total_stamps"] == want {
             return body["data"].clone();
         }
@@ -81,39 +74,16 @@ async fn aggregates_are_exact_per_namespace(backend: Backend) {
         assert!(agg["throughput_per_second"].as_f64().unwrap() > 0.0);
     }
     // The list and the original's routes agree.
-    let list: Value = app
-        .client
-        .get(app.url("/api/v1/aggregations"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let (_, list) = app.get_path("/api/v1/aggregations").await;
     assert_eq!(list["data"]["total"], 3);
-    let q: Value = app
-        .client
-        .post(app.url("/aggregation/query"))
-        .json(&json!({"namespaces": ["agg.beta"]}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let (_, q) = app
+        .post_path("/aggregation/query", &json!({"namespaces": ["agg.beta"]}))
+        .await;
     assert_eq!(
         q["data"]["aggregations"][0]["total_stamps"],
         expected["agg.beta"].0
     );
-    let snap: Value = app
-        .client
-        .get(app.url("/state/snapshot?namespace=agg.gamma"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let (_, snap) = app.get_path("/state/snapshot?namespace=agg.gamma").await;
     assert_eq!(snap["data"]["total_bytes"], expected["agg.gamma"].1);
 
     // Errors.

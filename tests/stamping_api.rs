@@ -747,15 +747,7 @@ async fn health_metrics_and_docs(backend: Backend) {
     assert_eq!(root["data"]["service"], "omninode-bridge");
     let plain = app.client.get(app.url("/health")).send().await.unwrap();
     assert_eq!(plain.status(), 200);
-    let doc: Value = app
-        .client
-        .get(app.url("/openapi.json"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let (_, doc) = app.get_path("/openapi.json").await;
     assert!(
         doc["paths"]["/api/v1/metadata-stamping/stamp"]["post"].is_object(),
         "{doc}"
