@@ -3,6 +3,8 @@
 #   - PostgreSQL on 127.0.0.1:5432 (started, or installed with apt-get when missing);
 #   - a Kafka-protocol broker: tansu 0.6.0 (fetched once into ~/.cache, see scripts/lib/ensure-tansu.sh)
 #     on a free 127.0.0.1 port, stopped when the script exits;
+#   - headless Chromium + chromedriver for the dashboard test (Debian packages, installed when missing;
+#     screenshots land in target/dashboard-screenshots/);
 # then runs every unit and integration test against both backends (SQLite and PostgreSQL).
 # Use other servers with OMNINODE_TEST_PG_URL=postgres://user@host:port and
 # OMNINODE_TEST_KAFKA=host:port (a real Kafka; topics are created by the tests).
@@ -12,6 +14,8 @@ cd "$(dirname "$0")/.."
 source scripts/lib/ensure-postgres.sh
 # shellcheck source=scripts/lib/ensure-tansu.sh
 source scripts/lib/ensure-tansu.sh
+# shellcheck source=scripts/lib/ensure-chromium.sh
+source scripts/lib/ensure-chromium.sh
 
 if [ -z "${OMNINODE_TEST_PG_URL:-}" ]; then
     ensure_postgres
@@ -37,6 +41,10 @@ if [ -z "${OMNINODE_TEST_KAFKA:-}" ]; then
     start_tansu "$port" target/tansu-test.log >/dev/null
     trap 'stop_tansu "$TANSU_PID"' EXIT
     export OMNINODE_TEST_KAFKA="127.0.0.1:$port"
+fi
+
+if [ -z "${OMNINODE_TEST_CHROMEDRIVER:-}" ]; then
+    ensure_chromium
 fi
 
 cargo test --locked --all-targets "$@"

@@ -24,6 +24,7 @@ use crate::kafka::producer::KafkaPublisher;
 use crate::reducer::{KafkaReducer, Reducer};
 use crate::stamping::StampingService;
 use crate::store::Db;
+use crate::tracer::live::LiveFeed;
 use crate::tracer::recorder::KafkaRecorder;
 
 /// Everything a running service holds.
@@ -58,6 +59,12 @@ impl Services {
         );
         let shutdown = CancellationToken::new();
         let mut consumers = Vec::new();
+        let live = LiveFeed::new(4096);
+        consumers.push(tokio::spawn(crate::tracer::live::forward_bus(
+            bus.clone(),
+            live.clone(),
+            shutdown.clone(),
+        )));
         let reducer = Reducer::new(
             db.clone(),
             events.clone(),
@@ -136,7 +143,10 @@ impl Services {
                 from_latest: false,
                 fetch_wait_ms: 100,
             };
-            let recorder = KafkaRecorder { db: db.clone() };
+            let recorder = KafkaRecorder {
+                db: db.clone(),
+                feed: Some(live.clone()),
+            };
             consumers.push(spawn_consumer(
                 "event-log",
                 &settings.kafka,
@@ -265,6 +275,8 @@ impl Services {
             codegen: gateway,
             intelligence: intelligence_client,
             workflows: workflow_engine.clone(),
+            live,
+            closing: CancellationToken::new(),
             started: Instant::now(),
         });
         Ok(Services {
@@ -356,8 +368,38 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
         "omninode-bridge listening"
     );
     let server = services.server(listener)?;
+    // actix stops on SIGINT/SIGTERM itself; long-lived responses (the SSE tail) must end too, or
+    // the drain would wait for them until the shutdown timeout.
+    let closing = services.state.closing.clone();
+    let signals = tokio::spawn(async move {
+        wait_for_stop_signal().await;
+        closing.cancel();
+    });
     server.await?;
+    signals.abort();
     tracing::info!("HTTP server stopped; draining background tasks");
     services.stop().await;
     Ok(())
+}
+
+async fn wait_for_stop_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = term.recv() => {}
+                    _ = tokio::signal::ctrl_c() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
 }

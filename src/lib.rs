@@ -5,6 +5,7 @@ pub mod app;
 pub mod cli;
 pub mod codegen;
 pub mod config;
+pub mod dashboard;
 pub mod dlq;
 pub mod events;
 pub mod http;

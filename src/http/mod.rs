@@ -11,6 +11,7 @@ pub mod error;
 pub mod extract;
 pub mod stamping;
 pub mod system;
+pub mod tracer;
 pub mod workflows;
 
 use std::sync::Arc;
@@ -38,6 +39,10 @@ pub struct AppState {
     /// The OnexTree client, when `intelligence.onextree_url` is set.
     pub intelligence: Option<Arc<crate::intelligence::OnexTreeClient>>,
     pub workflows: crate::workflow::engine::WorkflowEngine,
+    /// Live events for the SSE tail and the dashboard.
+    pub live: crate::tracer::live::LiveFeed,
+    /// Cancelled when the server begins to stop: long-lived responses (SSE) end then.
+    pub closing: tokio_util::sync::CancellationToken,
     pub started: Instant,
 }
 
@@ -189,6 +194,30 @@ pub fn configure(cfg: &mut web::ServiceConfig, state: web::Data<AppState>) {
             web::post().to(dlq::redrive),
         ))
         .service(resource("/api/v1/dlq/reset", web::post().to(dlq::reset)))
+        .service(resource("/api/v1/events", web::get().to(tracer::list)))
+        // Before `/api/v1/events/{event_id}`: routes match in registration order.
+        .service(resource(
+            "/api/v1/events/stream",
+            web::get().to(tracer::stream),
+        ))
+        .service(resource(
+            "/api/v1/events/{event_id}",
+            web::get().to(tracer::get),
+        ))
+        .service(resource(
+            "/api/v1/traces/sessions/{session_id}",
+            web::get().to(tracer::session),
+        ))
+        .service(resource(
+            "/api/v1/traces/sessions/{session_id}/metrics",
+            web::get().to(tracer::session_metrics),
+        ))
+        .service(resource(
+            "/api/v1/traces/correlation/{correlation_id}",
+            web::get().to(tracer::correlation),
+        ))
+        .service(resource("/api/v1/search", web::get().to(tracer::search)))
+        .configure(crate::dashboard::configure)
         .default_service(web::to(not_found));
 }
 

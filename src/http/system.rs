@@ -112,8 +112,13 @@ async fn outbox_backlog(state: &AppState) -> Option<(i64, Option<f64>)> {
 
 /// Component health: stamping engine, database, event bus, intelligence client.
 pub async fn health(state: web::Data<AppState>) -> HttpResponse {
-    let (db_up, database) = database_health(&state).await;
-    let event_bus = event_bus_health(&state).await;
+    ok(health_report(&state).await)
+}
+
+/// The health document (also shown by the dashboard's overview).
+pub(crate) async fn health_report(state: &AppState) -> Value {
+    let (db_up, database) = database_health(state).await;
+    let event_bus = event_bus_health(state).await;
     let intelligence = match &state.intelligence {
         None => json!({"status": "disabled"}),
         Some(client) => {
@@ -136,7 +141,7 @@ pub async fn health(state: web::Data<AppState>) -> HttpResponse {
     } else {
         "unhealthy"
     };
-    ok(json!({
+    json!({
         "status": overall,
         "version": env!("CARGO_PKG_VERSION"),
         "uptime_seconds": state.started.elapsed().as_secs_f64(),
@@ -146,7 +151,7 @@ pub async fn health(state: web::Data<AppState>) -> HttpResponse {
             "event_bus": event_bus,
             "intelligence_client": intelligence,
         }
-    }))
+    })
 }
 
 /// Readiness: 503 while the database is unreachable.
@@ -278,12 +283,20 @@ pub async fn metrics_prometheus(state: web::Data<AppState>) -> HttpResponse {
         super::dlq::messages,
         super::dlq::redrive,
         super::dlq::reset,
+        super::tracer::list,
+        super::tracer::get,
+        super::tracer::stream,
+        super::tracer::session,
+        super::tracer::session_metrics,
+        super::tracer::correlation,
+        super::tracer::search,
     ),
     tags(
         (name = "stamping", description = "Stamp, validate, hash and look up content"),
         (name = "aggregations", description = "Per-namespace aggregates kept by the reducer"),
         (name = "codegen", description = "Codegen request/response gateway over Kafka"),
         (name = "dlq", description = "Dead-letter queues: counts, alerts, messages, redrive"),
+        (name = "tracer", description = "Recorded events: listing, traces, metrics, search, live stream"),
     )
 )]
 pub struct ApiDoc;

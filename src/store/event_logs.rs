@@ -1,6 +1,7 @@
 //! `event_logs`, owned by the event tracer: every event seen, recorded once per `event_id`
 //! (`ON CONFLICT DO NOTHING`, so redeliveries are no-ops).
 
+use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
 
@@ -143,4 +144,176 @@ pub async fn session_events(
             rows.reverse();
             rows
         })
+}
+
+/// Filters of the event listing; `None` means "any".
+#[derive(Debug, Clone, Default)]
+pub struct EventFilter {
+    pub topic: Option<String>,
+    pub event_type: Option<String>,
+    pub status: Option<String>,
+    pub namespace: Option<String>,
+    pub session_id: Option<String>,
+    pub correlation_id: Option<String>,
+    pub since: Option<DateTime<Utc>>,
+    pub until: Option<DateTime<Utc>>,
+}
+
+/// Keyset position in the newest-first order `(timestamp desc, event_id desc)`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EventCursor {
+    pub timestamp: DateTime<Utc>,
+    pub event_id: uuid::Uuid,
+}
+
+/// Events matching `filter`, newest first, strictly after `after` in that order.
+pub async fn list(
+    db: &Db,
+    filter: &EventFilter,
+    after: Option<EventCursor>,
+    limit: i64,
+) -> Result<Vec<EventLogRow>, StoreError> {
+    let mut conn = db.conn().await?;
+    let result = crate::db_run!(conn, {
+        let mut q = event_logs::table
+            .select(EventLogRow::as_select())
+            .into_boxed();
+        if let Some(v) = &filter.topic {
+            q = q.filter(event_logs::topic.eq(v.clone()));
+        }
+        if let Some(v) = &filter.event_type {
+            q = q.filter(event_logs::event_type.eq(v.clone()));
+        }
+        if let Some(v) = &filter.status {
+            q = q.filter(event_logs::status.eq(v.clone()));
+        }
+        if let Some(v) = &filter.namespace {
+            q = q.filter(event_logs::namespace.eq(v.clone()));
+        }
+        if let Some(v) = &filter.session_id {
+            q = q.filter(event_logs::session_id.eq(v.clone()));
+        }
+        if let Some(v) = &filter.correlation_id {
+            q = q.filter(event_logs::correlation_id.eq(v.clone()));
+        }
+        if let Some(t) = filter.since {
+            q = q.filter(event_logs::event_timestamp.ge(DbTs(t)));
+        }
+        if let Some(t) = filter.until {
+            q = q.filter(event_logs::event_timestamp.le(DbTs(t)));
+        }
+        if let Some(c) = after {
+            q = q.filter(
+                event_logs::event_timestamp
+                    .lt(DbTs(c.timestamp))
+                    .or(event_logs::event_timestamp
+                        .eq(DbTs(c.timestamp))
+                        .and(event_logs::event_id.lt(DbUuid(c.event_id)))),
+            );
+        }
+        q.order((
+            event_logs::event_timestamp.desc(),
+            event_logs::event_id.desc(),
+        ))
+        .limit(limit)
+        .load::<EventLogRow>(conn)
+        .await
+    });
+    db.observe(result.map_err(StoreError::from))
+}
+
+/// One event by id.
+pub async fn get(db: &Db, event_id: uuid::Uuid) -> Result<Option<EventLogRow>, StoreError> {
+    let mut conn = db.conn().await?;
+    let id = DbUuid(event_id);
+    let result = crate::db_run!(conn, {
+        event_logs::table
+            .filter(event_logs::event_id.eq(id))
+            .select(EventLogRow::as_select())
+            .first::<EventLogRow>(conn)
+            .await
+            .optional()
+    });
+    db.observe(result.map_err(StoreError::from))
+}
+
+/// Which column a trace follows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TraceKey {
+    Session,
+    Correlation,
+}
+
+/// The events of one session (or correlation id) between `since` and `until`, oldest first, at most
+/// `limit` (served by the `(session_id, timestamp)` / `(correlation_id, timestamp)` indexes).
+pub async fn trace(
+    db: &Db,
+    key: TraceKey,
+    id: &str,
+    since: DateTime<Utc>,
+    until: DateTime<Utc>,
+    limit: i64,
+) -> Result<Vec<EventLogRow>, StoreError> {
+    let mut conn = db.conn().await?;
+    let (since, until) = (DbTs(since), DbTs(until));
+    let result = crate::db_run!(conn, {
+        let mut q = event_logs::table
+            .select(EventLogRow::as_select())
+            .filter(event_logs::event_timestamp.ge(since))
+            .filter(event_logs::event_timestamp.le(until))
+            .into_boxed();
+        q = match key {
+            TraceKey::Session => q.filter(event_logs::session_id.eq(id)),
+            TraceKey::Correlation => q.filter(event_logs::correlation_id.eq(id)),
+        };
+        q.order((
+            event_logs::event_timestamp.asc(),
+            event_logs::event_id.asc(),
+        ))
+        .limit(limit)
+        .load::<EventLogRow>(conn)
+        .await
+    });
+    db.observe(result.map_err(StoreError::from))
+}
+
+/// Whether any event carries `id` as its session id / correlation id (search), without a time range.
+pub async fn id_seen(db: &Db, id: &str) -> Result<(bool, bool), StoreError> {
+    let mut conn = db.conn().await?;
+    let result: Result<(bool, bool), diesel::result::Error> = crate::db_run!(conn, {
+        let session = event_logs::table
+            .filter(event_logs::session_id.eq(id))
+            .select(event_logs::event_id)
+            .first::<DbUuid>(conn)
+            .await
+            .optional()?
+            .is_some();
+        let correlation = event_logs::table
+            .filter(event_logs::correlation_id.eq(id))
+            .select(event_logs::event_id)
+            .first::<DbUuid>(conn)
+            .await
+            .optional()?
+            .is_some();
+        Ok((session, correlation))
+    });
+    db.observe(result.map_err(StoreError::from))
+}
+
+/// Events per topic since `since` (overview rates), busiest first.
+pub async fn topic_counts(db: &Db, since: DateTime<Utc>) -> Result<Vec<(String, i64)>, StoreError> {
+    let mut conn = db.conn().await?;
+    let since = DbTs(since);
+    let result = crate::db_run!(conn, {
+        event_logs::table
+            .filter(event_logs::event_timestamp.ge(since))
+            .group_by(event_logs::topic)
+            .select((event_logs::topic, diesel::dsl::count_star()))
+            .load::<(String, i64)>(conn)
+            .await
+    });
+    db.observe(result.map_err(StoreError::from)).map(|mut v| {
+        v.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+        v
+    })
 }

@@ -295,3 +295,49 @@ pub async fn count_all(db: &Db) -> Result<i64, StoreError> {
     });
     db.observe(result.map_err(StoreError::from))
 }
+
+/// One stamp by id (search).
+pub async fn find_by_id(db: &Db, id: uuid::Uuid) -> Result<Option<StampRow>, StoreError> {
+    let mut conn = db.conn().await?;
+    let id = DbUuid(id);
+    let result = db_run!(conn, {
+        metadata_stamps::table
+            .filter(metadata_stamps::id.eq(id))
+            .select(StampRow::as_select())
+            .first::<StampRow>(conn)
+            .await
+            .optional()
+    });
+    db.observe(result.map_err(StoreError::from))
+}
+
+/// Every stamp of one file hash, across namespaces (search, dashboard lookup).
+pub async fn find_all_by_hash(db: &Db, file_hash: &str) -> Result<Vec<StampRow>, StoreError> {
+    let mut conn = db.conn().await?;
+    let result = db_run!(conn, {
+        metadata_stamps::table
+            .filter(metadata_stamps::file_hash.eq(file_hash))
+            .order((metadata_stamps::created_at.asc(), metadata_stamps::id.asc()))
+            .limit(100)
+            .select(StampRow::as_select())
+            .load::<StampRow>(conn)
+            .await
+    });
+    db.observe(result.map_err(StoreError::from))
+}
+
+/// Stamps per namespace (dashboard overview), largest first.
+pub async fn namespace_counts(db: &Db) -> Result<Vec<(String, i64)>, StoreError> {
+    let mut conn = db.conn().await?;
+    let result = db_run!(conn, {
+        metadata_stamps::table
+            .group_by(metadata_stamps::namespace)
+            .select((metadata_stamps::namespace, diesel::dsl::count_star()))
+            .load::<(String, i64)>(conn)
+            .await
+    });
+    db.observe(result.map_err(StoreError::from)).map(|mut v| {
+        v.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+        v
+    })
+}

@@ -315,3 +315,19 @@ pub async fn set_stamp_intelligence(
     });
     db.observe(result.map_err(StoreError::from))
 }
+
+/// Workflows per state (dashboard overview).
+pub async fn state_counts(db: &Db) -> Result<Vec<(String, i64)>, StoreError> {
+    let mut conn = db.conn().await?;
+    let result = db_run!(conn, {
+        workflow_executions::table
+            .group_by(workflow_executions::state)
+            .select((workflow_executions::state, diesel::dsl::count_star()))
+            .load::<(String, i64)>(conn)
+            .await
+    });
+    db.observe(result.map_err(StoreError::from)).map(|mut v| {
+        v.sort();
+        v
+    })
+}

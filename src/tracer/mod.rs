@@ -3,7 +3,10 @@
 //! relay (embedded profile, same transaction as the outbox delete) or in the Kafka consumer
 //! (`crate::kafka::consumer`), both idempotent on `event_id`.
 
+pub mod live;
+pub mod query;
 pub mod recorder;
+pub mod search;
 
 use chrono::{DateTime, Utc};
 use serde_json::Value;

@@ -3,12 +3,15 @@
 
 use std::future::Future;
 
+use super::live::LiveFeed;
 use super::{record_message, Source};
 use crate::kafka::consumer::{BatchHandler, Incoming, Poison};
 use crate::store::{event_logs, Db};
 
 pub struct KafkaRecorder {
     pub db: Db,
+    /// Live tail of the dashboard (external topics; own ones come from the bus).
+    pub feed: Option<LiveFeed>,
 }
 
 impl BatchHandler for KafkaRecorder {
@@ -55,10 +58,14 @@ impl BatchHandler for KafkaRecorder {
             }
         }
         let db = self.db.clone();
+        let feed = self.feed.clone();
         async move {
             event_logs::insert_batch(&db, &rows)
                 .await
                 .map_err(|e| e.to_string())?;
+            if let Some(feed) = feed {
+                feed.publish_external(&rows);
+            }
             Ok(poison)
         }
     }

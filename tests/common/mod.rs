@@ -221,6 +221,9 @@ impl TestApp {
     }
 
     pub async fn stop(mut self) {
+        if let Some(s) = &self.services {
+            s.state.closing.cancel();
+        }
         self.server.stop(true).await;
         if let Some(s) = self.services.take() {
             s.stop().await;
