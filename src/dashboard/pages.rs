@@ -160,10 +160,9 @@ pub async fn overview_fragment(state: web::Data<AppState>) -> Page {
 #[derive(Template)]
 #[template(path = "dashboard/events.html")]
 struct EventsPage {
-    topics: Vec<String>,
-    event_types: &'static [&'static str],
-    topic: String,
-    event_type: String,
+    /// (option, selected)
+    topics: Vec<(String, bool)>,
+    event_types: Vec<(&'static str, bool)>,
     status: String,
     namespace: String,
     stream_url: String,
@@ -194,11 +193,18 @@ pub async fn events(state: web::Data<AppState>, req: HttpRequest) -> Page {
     let qs = serde_urlencoded::to_string(&live_query).unwrap_or_default();
     let mut topics = traced_topics(&state.settings.kafka.topic_env);
     topics.sort();
-    Ok(render(&EventsPage {
-        topics,
-        event_types: &EVENT_TYPES,
-        topic: get("topic"),
-        event_type: get("event_type"),
+    render(&EventsPage {
+        topics: topics
+            .into_iter()
+            .map(|t| {
+                let selected = t == get("topic");
+                (t, selected)
+            })
+            .collect(),
+        event_types: EVENT_TYPES
+            .iter()
+            .map(|t| (*t, *t == get("event_type")))
+            .collect(),
         status: get("status"),
         namespace: get("namespace"),
         stream_url: format!("/api/v1/events/stream?{qs}"),
@@ -213,7 +219,7 @@ pub async fn events(state: web::Data<AppState>, req: HttpRequest) -> Page {
                 if qs.is_empty() { "" } else { "&" }
             )
         }),
-    })?)
+    })
 }
 
 #[derive(Template)]

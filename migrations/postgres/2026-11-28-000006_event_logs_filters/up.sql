@@ -1,0 +1,3 @@
+-- The event listing and live-tail backlog filter by namespace and status, newest first.
+CREATE INDEX event_logs_namespace_ts_idx ON event_logs (namespace, "timestamp");
+CREATE INDEX event_logs_status_ts_idx ON event_logs (status, "timestamp");
