@@ -572,6 +572,58 @@ async fn dashboard_pages_escape_event_content(backend: Backend) {
         .await
         .unwrap();
     assert_eq!(res.status().as_u16(), 400);
+
+    // Validate pasted content: a stamped text is valid, the same text edited is not.
+    let (_, stamped) = app
+        .post_json(
+            "/stamp",
+            &json!({"content": "validate me", "namespace": "dash.ns"}),
+        )
+        .await;
+    let content = stamped["data"]["stamped_content"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    for (text, want) in [
+        (content.clone(), "<p class=\"status ok\">valid</p>"),
+        (content.replace("validate me", "tampered"), "not valid"),
+    ] {
+        let res = app
+            .client
+            .post(app.url("/dashboard/stamps/validate"))
+            .form(&[("content", text.as_str()), ("namespace", "dash.ns")])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status().as_u16(), 200);
+        let html = res.text().await.unwrap();
+        assert!(html.contains(want), "{want}: {html}");
+    }
+    // A bad namespace is reported on the page.
+    let res = app
+        .client
+        .post(app.url("/dashboard/stamps/validate"))
+        .form(&[("content", "x"), ("namespace", "Bad Namespace!")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status().as_u16(), 200);
+    assert!(res.text().await.unwrap().contains("notice bad"));
+
+    // DLQ redrive without a selection says so instead of failing.
+    let res = app
+        .client
+        .post(app.url("/dashboard/dlq/redrive"))
+        .form(&[("dry_run", "on")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status().as_u16(), 200);
+    assert!(res
+        .text()
+        .await
+        .unwrap()
+        .contains("Choose messages or a topic"));
     app.stop().await;
 }
 
