@@ -164,7 +164,15 @@ async fn dashboard_in_headless_chromium() {
         .await
         .unwrap();
 
-    // 1. Overview.
+    // 1. Overview (stamps per namespace come from the reducer's aggregates: wait until it counted).
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while app.get_path("/api/v1/aggregations/browser.ns").await.0 != 200 {
+        assert!(
+            Instant::now() < deadline,
+            "reducer did not aggregate browser.ns"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     c.goto(&app.url("/dashboard")).await.unwrap();
     for id in [
         "health",

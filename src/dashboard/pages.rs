@@ -34,7 +34,7 @@ pub struct OverviewData {
     pub overall: String,
     pub components: Vec<Component>,
     pub rates: Vec<Bar>,
-    pub events_last_hour: i64,
+    pub events_last_minute: i64,
     pub workflows: Vec<(String, i64)>,
     pub dlq_topics: Vec<(String, i64, i64)>,
     pub dlq_alerts: Vec<(String, String, i64)>,
@@ -99,12 +99,13 @@ async fn overview_data(state: &AppState) -> Result<OverviewData, ApiError> {
         },
     ];
     let now = Utc::now();
-    let last5 = event_logs::topic_counts(&state.db, now - chrono::Duration::minutes(5)).await?;
-    let last_hour = event_logs::topic_counts(&state.db, now - chrono::Duration::hours(1)).await?;
+    // Bounded windows only: the page refreshes every 5 s, so no query may grow with table size.
+    let last_minute =
+        event_logs::topic_counts(&state.db, now - chrono::Duration::minutes(1)).await?;
     let mut rates: Vec<Bar> = view::bars(
-        &last5
+        &last_minute
             .iter()
-            .map(|(t, n)| (t.clone(), *n as f64 / 300.0))
+            .map(|(t, n)| (t.clone(), *n as f64 / 60.0))
             .collect::<Vec<_>>(),
         |v| format!("{v:.2}/s"),
     );
@@ -113,14 +114,16 @@ async fn overview_data(state: &AppState) -> Result<OverviewData, ApiError> {
     }
     let dlq = state.dlq.all_counts().await?;
     let alerts = state.dlq.recent_alerts(5).await?;
-    let ns = stamps::namespace_counts(&state.db).await?;
-    let mut namespaces = view::bars(
-        &ns.iter()
-            .take(20)
-            .map(|(n, c)| (n.clone(), *c as f64))
-            .collect::<Vec<_>>(),
-        |v| format!("{v:.0}"),
-    );
+    // Stamps per namespace from the reducer's aggregates (one row per namespace), not a scan of
+    // `metadata_stamps`.
+    let (aggregates, _) = reducer::list(&state.db, None, 500, 0).await?;
+    let mut ns: Vec<(String, f64)> = aggregates
+        .iter()
+        .map(|a| (a.namespace.clone(), a.total_stamps as f64))
+        .collect();
+    ns.sort_by(|a, b| b.1.total_cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+    ns.truncate(20);
+    let mut namespaces = view::bars(&ns, |v| format!("{v:.0}"));
     for b in &mut namespaces {
         b.href = Some(format!("/dashboard/namespaces#ns-{}", urlencode(&b.label)));
     }
@@ -128,8 +131,8 @@ async fn overview_data(state: &AppState) -> Result<OverviewData, ApiError> {
         overall: status_of(&health),
         components,
         rates,
-        events_last_hour: last_hour.iter().map(|(_, n)| n).sum(),
-        workflows: workflows::state_counts(&state.db).await?,
+        events_last_minute: last_minute.iter().map(|(_, n)| n).sum(),
+        workflows: workflows::state_counts(&state.db, now - chrono::Duration::hours(1)).await?,
         dlq_topics: dlq
             .iter()
             .map(|t| (t.topic.clone(), t.in_window, t.total))
@@ -410,7 +413,7 @@ pub async fn workflows(state: web::Data<AppState>, req: HttpRequest) -> Page {
     let (rows, total) = workflows::list(&state.db, None, st, 100, 0).await?;
     render(&WorkflowsPage {
         state_filter: st.unwrap_or("").to_owned(),
-        counts: workflows::state_counts(&state.db).await?,
+        counts: workflows::state_counts(&state.db, Utc::now() - chrono::Duration::hours(1)).await?,
         total,
         rows: rows
             .iter()
@@ -595,7 +598,6 @@ struct NamespacesPage {
 
 pub async fn namespaces(state: web::Data<AppState>) -> Page {
     let (rows, total) = reducer::list(&state.db, None, 500, 0).await?;
-    let counts = stamps::namespace_counts(&state.db).await?;
     render(&NamespacesPage {
         rows: rows
             .iter()
@@ -613,9 +615,9 @@ pub async fn namespaces(state: web::Data<AppState>) -> Page {
             .collect(),
         total,
         stored: view::bars(
-            &counts
+            &rows
                 .iter()
-                .map(|(n, c)| (n.clone(), *c as f64))
+                .map(|r| (r.namespace.clone(), r.total_stamps as f64))
                 .collect::<Vec<_>>(),
             |v| format!("{v:.0}"),
         ),

@@ -325,19 +325,3 @@ pub async fn find_all_by_hash(db: &Db, file_hash: &str) -> Result<Vec<StampRow>,
     });
     db.observe(result.map_err(StoreError::from))
 }
-
-/// Stamps per namespace (dashboard overview), largest first.
-pub async fn namespace_counts(db: &Db) -> Result<Vec<(String, i64)>, StoreError> {
-    let mut conn = db.conn().await?;
-    let result = db_run!(conn, {
-        metadata_stamps::table
-            .group_by(metadata_stamps::namespace)
-            .select((metadata_stamps::namespace, diesel::dsl::count_star()))
-            .load::<(String, i64)>(conn)
-            .await
-    });
-    db.observe(result.map_err(StoreError::from)).map(|mut v| {
-        v.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
-        v
-    })
-}

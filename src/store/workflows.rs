@@ -316,11 +316,13 @@ pub async fn set_stamp_intelligence(
     db.observe(result.map_err(StoreError::from))
 }
 
-/// Workflows per state (dashboard overview).
-pub async fn state_counts(db: &Db) -> Result<Vec<(String, i64)>, StoreError> {
+/// Workflows created since `since`, per state (dashboard overview; bounded by the created_at index).
+pub async fn state_counts(db: &Db, since: DateTime<Utc>) -> Result<Vec<(String, i64)>, StoreError> {
     let mut conn = db.conn().await?;
+    let since = DbTs(since);
     let result = db_run!(conn, {
         workflow_executions::table
+            .filter(workflow_executions::created_at.ge(since))
             .group_by(workflow_executions::state)
             .select((workflow_executions::state, diesel::dsl::count_star()))
             .load::<(String, i64)>(conn)
