@@ -98,7 +98,7 @@ async fn shot(c: &Client, name: &str) {
 
 /// Poll `check` (a script returning a boolean) until it is true.
 async fn wait_js(c: &Client, script: &str, what: &str) {
-    let deadline = Instant::now() + Duration::from_secs(15);
+    let deadline = Instant::now() + Duration::from_secs(20);
     loop {
         let v = c.execute(script, vec![]).await.expect("script");
         if v == json!(true) {
@@ -205,6 +205,19 @@ async fn dashboard_in_headless_chromium() {
         .unwrap();
     assert!(ns.contains("browser.ns"), "{ns}");
     shot(&c, "overview").await;
+    // htmx (vendored, under the page's CSP) replaces the overview with a fresh fragment every 5 s.
+    c.execute(
+        "window.__first = document.getElementById('overview'); return true;",
+        vec![],
+    )
+    .await
+    .unwrap();
+    wait_js(
+        &c,
+        "const o = document.getElementById('overview'); return !!o && o !== window.__first;",
+        "overview refresh by htmx",
+    )
+    .await;
 
     // 2. Live tail: connect, then produce an event and watch it arrive.
     c.goto(&app.url("/dashboard/events?namespace=browser.live"))
