@@ -5,6 +5,10 @@ WORKDIR /src
 COPY Cargo.toml Cargo.lock ./
 COPY src ./src
 COPY migrations ./migrations
+# Compiled into the binary: workflow contracts, dashboard templates and assets.
+COPY contracts ./contracts
+COPY templates ./templates
+COPY assets ./assets
 COPY benches ./benches
 COPY config.toml diesel.toml ./
 RUN cargo build --release --locked --bin omninode-bridge
