@@ -627,6 +627,141 @@ async fn dashboard_pages_escape_event_content(backend: Backend) {
     app.stop().await;
 }
 
+async fn hostile_input_is_a_422_not_a_500(backend: Backend) {
+    let app = TestApp::start(backend).await;
+    // PostgreSQL text cannot hold NUL: refused up front, naming the field.
+    for (path, field) in [
+        ("/api/v1/events?topic=%00", "topic"),
+        ("/api/v1/events?session_id=a%00b", "session_id"),
+        ("/api/v1/traces/sessions/a%00b", "session_id"),
+        ("/api/v1/traces/correlation/%00", "correlation_id"),
+        ("/api/v1/traces/sessions/a%00b/metrics", "session_id"),
+        ("/api/v1/search?q=a%00b", "q"),
+        ("/api/v1/events/stream?namespace=%00", "namespace"),
+        ("/api/v1/events?since=10000-01-01T00:00:00Z", "since"),
+    ] {
+        let (s, b) = app.get_path(path).await;
+        assert_error(s, &b, 422, "VALIDATION_ERROR", Some(field));
+    }
+    // A cursor far outside any stored time.
+    use base64::Engine as _;
+    for raw in [
+        format!("-62135596800000001_{}", Uuid::nil()),
+        format!("253402300800000000_{}", Uuid::nil()),
+    ] {
+        let c = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(raw);
+        let (s, b) = app.get_path(&format!("/api/v1/events?cursor={c}")).await;
+        assert_error(s, &b, 422, "VALIDATION_ERROR", Some("cursor"));
+    }
+    let long = "x".repeat(513);
+    let (s, b) = app
+        .get_path(&format!("/api/v1/traces/sessions/{long}"))
+        .await;
+    assert_error(s, &b, 422, "VALIDATION_ERROR", Some("session_id"));
+    app.stop().await;
+}
+
+async fn large_and_skewed_traces(backend: Backend) {
+    let app = TestApp::start(backend).await;
+    // More events than one trace returns: the latest status still comes from the latest event.
+    let mut events: Vec<Ev> = (0..10_001)
+        .map(|i| Ev {
+            ms: Some(1.0),
+            ..ev(
+                "s-big",
+                "t.big",
+                "processing",
+                ago(2, 0) + chrono::Duration::milliseconds(i),
+            )
+        })
+        .collect();
+    events.push(ev("s-big", "t.big", "failed", ago(1, 0)));
+    // An event stamped in the future (producer clock skew) still counts without an explicit `until`.
+    events.push(ev("s-skew", "t.a", "processing", ago(1, 0)));
+    events.push(ev("s-skew", "t.b", "completed", ago(-1, 600)));
+    seed(&app, events).await;
+    let (s, b) = app.get_path("/api/v1/traces/sessions/s-big").await;
+    let t = data(s, &b);
+    assert_eq!(t["truncated"], true);
+    assert_eq!(t["event_count"], 10_000);
+    assert_eq!(
+        t["status"], "failed",
+        "from the latest event, beyond the returned ones"
+    );
+    assert_eq!(t["duration_ms"], 3_600_000.0);
+    let (s, b) = app.get_path("/api/v1/traces/sessions/s-skew").await;
+    let t = data(s, &b);
+    assert_eq!(
+        (&t["event_count"], &t["status"], &t["until"]),
+        (&json!(2), &json!("completed"), &Value::Null)
+    );
+    app.stop().await;
+}
+
+async fn dashboard_forms_refuse_other_sites(backend: Backend) {
+    let app = TestApp::start(backend).await;
+    let post = |headers: Vec<(&'static str, String)>| {
+        let mut r = app
+            .client
+            .post(app.url("/dashboard/dlq/redrive"))
+            .form(&[("topic", "dev.x.dlq"), ("dry_run", "on")]);
+        for (k, v) in headers {
+            r = r.header(k, v);
+        }
+        async move { r.send().await.unwrap() }
+    };
+    let host = app.base.trim_start_matches("http://").to_owned();
+    for (headers, want) in [
+        (vec![("sec-fetch-site", "cross-site".to_owned())], 403),
+        (vec![("sec-fetch-site", "same-site".to_owned())], 403),
+        (vec![("origin", "http://evil.example".to_owned())], 403),
+        (vec![("origin", "null".to_owned())], 403),
+        (vec![("sec-fetch-site", "same-origin".to_owned())], 200),
+        (vec![("origin", format!("http://{host}"))], 200),
+        (vec![], 200),
+    ] {
+        let res = post(headers.clone()).await;
+        assert_eq!(res.status().as_u16(), want, "{headers:?}");
+        if want == 403 {
+            assert!(res.text().await.unwrap().contains("CROSS_SITE_REQUEST"));
+        }
+    }
+    // Too much pasted content: a 413 page, not a bare error.
+    let big = "x".repeat(40 << 20);
+    let res = app
+        .client
+        .post(app.url("/dashboard/stamps/validate"))
+        .form(&[("content", big.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status().as_u16(), 413);
+    assert!(res.text().await.unwrap().contains("PAYLOAD_TOO_LARGE"));
+
+    // An id that is only a session and a correlation id lists both traces instead of picking one.
+    seed(
+        &app,
+        vec![Ev {
+            correlation: "both-id",
+            ..ev("both-id", "t.x", "success", ago(1, 0))
+        }],
+    )
+    .await;
+    let res = no_redirect_client()
+        .get(app.url("/dashboard/search?q=both-id"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status().as_u16(), 200);
+    let html = res.text().await.unwrap();
+    assert!(html.contains("/dashboard/traces/session/both-id"), "{html}");
+    assert!(
+        html.contains("/dashboard/traces/correlation/both-id"),
+        "{html}"
+    );
+    app.stop().await;
+}
+
 fn no_redirect_client() -> reqwest::Client {
     reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
@@ -648,4 +783,7 @@ both_backends!(
     search_finds_every_kind_of_id,
     sse_stream_delivers_filtered_live_events,
     dashboard_pages_escape_event_content,
+    hostile_input_is_a_422_not_a_500,
+    large_and_skewed_traces,
+    dashboard_forms_refuse_other_sites,
 );

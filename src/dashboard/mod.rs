@@ -20,10 +20,23 @@ use crate::http::error::ApiError;
 pub const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
      connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
 
-/// Routes of the dashboard.
-pub fn configure(cfg: &mut web::ServiceConfig) {
+/// Routes of the dashboard; `form_limit` bounds form bodies (pasted content to validate).
+pub fn configure(cfg: &mut web::ServiceConfig, form_limit: usize) {
+    let forms = web::FormConfig::default()
+        .limit(form_limit)
+        .error_handler(|err, _req| {
+            let e = match err {
+                actix_web::error::UrlencodedError::Overflow { size, limit } => ApiError::too_large(
+                    Some("content"),
+                    format!("form body of {size} bytes is over the limit of {limit} bytes"),
+                ),
+                other => ApiError::validation("form", format!("malformed form: {other}")),
+            };
+            DashError(e).into()
+        });
     cfg.service(
         web::scope("/dashboard")
+            .app_data(forms)
             .route("", web::get().to(pages::overview))
             .route("/", web::get().to(pages::overview))
             .route(
@@ -83,6 +96,41 @@ async fn asset(name: web::Path<String>) -> Result<HttpResponse, DashError> {
         .insert_header((header::CACHE_CONTROL, "public, max-age=3600"))
         .insert_header((header::X_CONTENT_TYPE_OPTIONS, "nosniff"))
         .body(*bytes))
+}
+
+/// Cross-site request forgery guard for the dashboard's forms (the service has no login, so a
+/// cookie token would protect nothing): a browser says where a request comes from
+/// (`Sec-Fetch-Site`, else `Origin`); anything but this origin is refused. Requests without either
+/// header come from non-browser clients, which a foreign page cannot drive.
+pub fn same_origin(req: &actix_web::HttpRequest) -> Result<(), DashError> {
+    let refuse = || {
+        DashError(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "CROSS_SITE_REQUEST",
+            None,
+            "dashboard forms accept requests from the dashboard itself only",
+        ))
+    };
+    let headers = req.headers();
+    if let Some(site) = headers.get("sec-fetch-site") {
+        return match site.to_str() {
+            Ok("same-origin") | Ok("none") => Ok(()),
+            _ => Err(refuse()),
+        };
+    }
+    if let Some(origin) = headers.get(header::ORIGIN) {
+        let host = headers.get(header::HOST).and_then(|h| h.to_str().ok());
+        let origin_host = origin
+            .to_str()
+            .ok()
+            .and_then(|o| o.split_once("://"))
+            .map(|(_, rest)| rest.trim_end_matches('/'));
+        return match (origin_host, host) {
+            (Some(o), Some(h)) if o.eq_ignore_ascii_case(h) => Ok(()),
+            _ => Err(refuse()),
+        };
+    }
+    Ok(())
 }
 
 /// An HTML page with the dashboard's security headers.

@@ -36,7 +36,8 @@ pub struct OverviewData {
     pub rates: Vec<Bar>,
     pub events_last_minute: i64,
     pub workflows: Vec<(String, i64)>,
-    pub dlq_topics: Vec<(String, i64, i64)>,
+    /// (topic, page href, in window, total)
+    pub dlq_topics: Vec<(String, String, i64, i64)>,
     pub dlq_alerts: Vec<(String, String, i64)>,
     pub namespaces: Vec<Bar>,
     pub generated_at: String,
@@ -135,7 +136,7 @@ async fn overview_data(state: &AppState) -> Result<OverviewData, ApiError> {
         workflows: workflows::state_counts(&state.db, now - chrono::Duration::hours(1)).await?,
         dlq_topics: dlq
             .iter()
-            .map(|t| (t.topic.clone(), t.in_window, t.total))
+            .map(|t| (t.topic.clone(), dlq_href(&t.topic), t.in_window, t.total))
             .collect(),
         dlq_alerts: alerts
             .iter()
@@ -156,6 +157,10 @@ pub async fn overview_fragment(state: web::Data<AppState>) -> Page {
     render(&OverviewFragment {
         o: overview_data(&state).await?,
     })
+}
+
+fn dlq_href(topic: &str) -> String {
+    format!("/dashboard/dlq?topic={}", urlencode(topic))
 }
 
 // ---------------------------------------------------------------- events
@@ -186,14 +191,35 @@ pub async fn events(state: web::Data<AppState>, req: HttpRequest) -> Page {
         .transpose()?;
     let (rows, next) = api::page(&state, &filter, cursor, limit).await?;
     let get = |k: &str| q.get(k).map(|s| s.trim().to_owned()).unwrap_or_default();
-    let mut live_query: Vec<(&str, String)> = Vec::new();
-    for k in ["topic", "event_type", "status", "namespace"] {
-        let v = get(k);
-        if !v.is_empty() {
-            live_query.push((k, v));
-        }
-    }
-    let qs = serde_urlencoded::to_string(&live_query).unwrap_or_default();
+    // The live tail takes the same filters as the listing, except the time range and paging.
+    let pick = |keys: &[&'static str]| {
+        let kept: Vec<(&str, String)> = keys
+            .iter()
+            .map(|k| (*k, get(k)))
+            .filter(|(_, v)| !v.is_empty())
+            .collect();
+        serde_urlencoded::to_string(&kept).unwrap_or_default()
+    };
+    let live = [
+        "topic",
+        "event_type",
+        "status",
+        "namespace",
+        "session_id",
+        "correlation_id",
+    ];
+    let qs = pick(&live);
+    let page_qs = pick(&[
+        "topic",
+        "event_type",
+        "status",
+        "namespace",
+        "session_id",
+        "correlation_id",
+        "since",
+        "until",
+        "limit",
+    ]);
     let mut topics = traced_topics(&state.settings.kafka.topic_env);
     topics.sort();
     render(&EventsPage {
@@ -218,8 +244,8 @@ pub async fn events(state: web::Data<AppState>, req: HttpRequest) -> Page {
         next_href: next.map(|c| {
             format!(
                 "/dashboard/events?{}{}cursor={c}",
-                qs,
-                if qs.is_empty() { "" } else { "&" }
+                page_qs,
+                if page_qs.is_empty() { "" } else { "&" }
             )
         }),
     })
@@ -244,8 +270,12 @@ pub async fn event(state: web::Data<AppState>, path: web::Path<String>) -> Page 
             format!("no event {id} has been recorded"),
         )
     })?;
+    // One event: its payload whole (tables and timelines show it capped).
+    let mut e = view::event_view(&row, None, 0.0);
+    e.payload = view::pretty(&row.payload.0);
+    e.metadata = view::pretty(&row.metadata.0);
     render(&EventPage {
-        e: view::event_view(&row, None, 0.0),
+        e,
         partition: row
             .kafka_partition
             .map(|p| p.to_string())
@@ -267,7 +297,9 @@ struct SearchPage {
     hits: Vec<api::HitDto>,
 }
 
-/// One match lands on its page; several (or none) are listed.
+/// A match lands on its page (the most specific kind when several match: a workflow id is also its
+/// events' session id). An id that is only a session id and a correlation id is listed, since both
+/// traces differ; no match says so.
 pub async fn search(state: web::Data<AppState>, req: HttpRequest) -> Page {
     let q = parse_query(&req)?;
     let query = match api::search_query(&q) {
@@ -281,8 +313,13 @@ pub async fn search(state: web::Data<AppState>, req: HttpRequest) -> Page {
         Err(e) => return Err(e.into()),
     };
     let hits = search::search(&state.db, &query).await?;
-    if let Some(first) = hits.first() {
-        // The most specific kind wins: a workflow id is also its events' session id.
+    let only_traces = hits.iter().all(|h| {
+        matches!(
+            h,
+            search::Hit::Session { .. } | search::Hit::Correlation { .. }
+        )
+    });
+    if let Some(first) = hits.first().filter(|_| hits.len() == 1 || !only_traces) {
         let link = api::hit_links(first);
         return Ok(HttpResponse::SeeOther()
             .insert_header((header::LOCATION, link.page))
@@ -318,7 +355,7 @@ async fn trace_page(state: &AppState, key: TraceKey, id: String, req: &HttpReque
     let q: HashMap<String, String> = parse_query(req)?;
     let hours = int_param(&q, "hours", 24, 1, 24 * 90)?;
     let t = api::load_trace(state, key, id, &q).await?;
-    let s = query::summarize(&t.rows);
+    let s = t.summary();
     let m = query::metrics(&t.rows);
     let span = s.duration_ms
         + t.rows
@@ -332,10 +369,14 @@ async fn trace_page(state: &AppState, key: TraceKey, id: String, req: &HttpReque
     let status = s.status.clone().unwrap_or_else(|| "no events".into());
     render(&TracePage {
         kind,
-        api_href: format!("{api_base}/{}?hours={hours}", urlencode(&t.id)),
+        api_href: format!("{api_base}/{}?{}", urlencode(&t.id), req.query_string()),
         id: t.id.clone(),
         hours,
-        range: format!("{} → {}", view::ts(t.since), view::ts(t.until)),
+        range: format!(
+            "{} → {}",
+            view::ts(t.since),
+            t.until.map(view::ts).unwrap_or_else(|| "now".into())
+        ),
         status_class: view::status_class(&status),
         status,
         duration: view::ms(s.duration_ms),
@@ -550,7 +591,12 @@ pub async fn workflow(state: web::Data<AppState>, path: web::Path<String>) -> Pa
             .collect(),
         stamp_hash: str_of(&stamp_out["file_hash"]),
         stamp_id: str_of(&stamp_out["stamp_id"]),
-        trace_href: format!("/dashboard/traces/session/{}", wf.id.0),
+        // From just before the workflow started, so an old workflow's trace is not empty.
+        trace_href: format!(
+            "/dashboard/traces/session/{}?since={}",
+            wf.id.0,
+            urlencode(&(wf.created_at.0 - chrono::Duration::minutes(1)).to_rfc3339())
+        ),
         input: view::pretty(&redact_input(&wf.input.0)),
         result: wf
             .result
@@ -578,6 +624,7 @@ fn redact_input(v: &Value) -> Value {
 
 pub struct NamespaceLine {
     pub namespace: String,
+    pub events_href: String,
     pub anchor: String,
     pub total_stamps: i64,
     pub total_bytes: i64,
@@ -603,6 +650,7 @@ pub async fn namespaces(state: web::Data<AppState>) -> Page {
             .iter()
             .map(|r| NamespaceLine {
                 anchor: format!("ns-{}", urlencode(&r.namespace)),
+                events_href: format!("/dashboard/events?namespace={}", urlencode(&r.namespace)),
                 namespace: r.namespace.clone(),
                 total_stamps: r.total_stamps,
                 total_bytes: r.total_bytes,
@@ -639,7 +687,8 @@ pub struct DlqLine {
 #[derive(Template)]
 #[template(path = "dashboard/dlq.html")]
 struct DlqPage {
-    topics: Vec<(String, i64, i64)>,
+    /// (topic, page href, in window, total)
+    topics: Vec<(String, String, i64, i64)>,
     alerts: Vec<(String, String, i64, String)>,
     threshold: u64,
     window_secs: u64,
@@ -667,7 +716,7 @@ async fn dlq_page(
     render(&DlqPage {
         topics: counts
             .iter()
-            .map(|t| (t.topic.clone(), t.in_window, t.total))
+            .map(|t| (t.topic.clone(), dlq_href(&t.topic), t.in_window, t.total))
             .collect(),
         alerts: alerts
             .iter()
@@ -719,8 +768,10 @@ pub async fn dlq(state: web::Data<AppState>, req: HttpRequest) -> Page {
 /// The redrive form: checked `id`s, or every pending record of `topic`; `dry_run=on` only counts.
 pub async fn dlq_redrive(
     state: web::Data<AppState>,
+    req: HttpRequest,
     form: web::Form<Vec<(String, String)>>,
 ) -> Page {
+    super::same_origin(&req)?;
     let mut ids = Vec::new();
     let mut topic = None;
     let mut dry_run = false;
@@ -862,7 +913,12 @@ pub struct ValidateForm {
     namespace: String,
 }
 
-pub async fn stamps_validate(state: web::Data<AppState>, form: web::Form<ValidateForm>) -> Page {
+pub async fn stamps_validate(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    form: web::Form<ValidateForm>,
+) -> Page {
+    super::same_origin(&req)?;
     let form = form.into_inner();
     let svc = &state.stamping;
     let ns = (!form.namespace.trim().is_empty()).then(|| form.namespace.trim().to_owned());

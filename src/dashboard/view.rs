@@ -58,6 +58,22 @@ pub fn pretty(v: &Value) -> String {
     serde_json::to_string_pretty(v).unwrap_or_else(|_| v.to_string())
 }
 
+/// Longest payload shown inline in tables and timelines; the event page shows it whole.
+pub const INLINE_PAYLOAD_CHARS: usize = 4096;
+
+/// `pretty(v)` cut to `max` characters, marked when cut.
+pub fn pretty_capped(v: &Value, max: usize) -> String {
+    let full = pretty(v);
+    match full.char_indices().nth(max) {
+        None => full,
+        Some((cut, _)) => format!(
+            "{}\n… ({} more characters: open the event)",
+            &full[..cut],
+            full[cut..].chars().count()
+        ),
+    }
+}
+
 /// `success` / `failed` / `pending` — the CSS class of a status.
 pub fn status_class(status: &str) -> &'static str {
     match query::outcome(status) {
@@ -115,8 +131,8 @@ pub fn event_view(r: &EventLogRow, start: Option<DateTime<Utc>>, span_ms: f64) -
         correlation_href: format!("/dashboard/traces/correlation/{}", enc(&correlation_id)),
         correlation_id,
         processing: opt_ms(r.processing_time_ms),
-        payload: pretty(&r.payload.0),
-        metadata: pretty(&r.metadata.0),
+        payload: pretty_capped(&r.payload.0, INLINE_PAYLOAD_CHARS),
+        metadata: pretty_capped(&r.metadata.0, INLINE_PAYLOAD_CHARS),
         bar_x,
         bar_width,
     }
@@ -238,6 +254,15 @@ mod tests {
         let w: Vec<u32> = b.iter().map(|b| b.width).collect();
         assert_eq!(w, vec![1000, 500, 0, 4]);
         assert!(bars(&[("z".into(), 0.0)], |v| v.to_string())[0].width == 0);
+    }
+
+    #[test]
+    fn inline_payloads_are_capped() {
+        let v = serde_json::json!({"k": "é".repeat(50)});
+        assert_eq!(pretty_capped(&v, 10_000), pretty(&v));
+        let cut = pretty_capped(&v, 12);
+        assert!(cut.starts_with("{\n  \"k\": \"é"), "{cut}");
+        assert!(cut.ends_with("more characters: open the event)"), "{cut}");
     }
 
     #[test]

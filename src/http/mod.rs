@@ -101,6 +101,13 @@ pub fn configure(cfg: &mut web::ServiceConfig, state: web::Data<AppState>) {
             .saturating_mul(2)
             .saturating_add(1 << 20),
     );
+    // Dashboard forms carry content pasted into a text box: a urlencoded form escapes most bytes as
+    // %XX, so allow three times the content limit, but no more than 16 MiB (use the API for more).
+    let form_limit = s
+        .max_content_bytes
+        .saturating_mul(3)
+        .saturating_add(64 * 1024)
+        .min(16 << 20);
     cfg.app_data(state.clone())
         .app_data(json_limit)
         .service(resource("/", web::get().to(system::root)))
@@ -217,7 +224,7 @@ pub fn configure(cfg: &mut web::ServiceConfig, state: web::Data<AppState>) {
             web::get().to(tracer::correlation),
         ))
         .service(resource("/api/v1/search", web::get().to(tracer::search)))
-        .configure(crate::dashboard::configure)
+        .configure(move |c| crate::dashboard::configure(c, form_limit))
         .default_service(web::to(not_found));
 }
 

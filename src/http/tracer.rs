@@ -94,42 +94,76 @@ pub fn decode_cursor(raw: &str) -> Result<EventCursor, ApiError> {
     let text = String::from_utf8(bytes).map_err(|_| bad())?;
     let (micros, id) = text.split_once('_').ok_or_else(bad)?;
     let micros: i64 = micros.parse().map_err(|_| bad())?;
+    let timestamp = DateTime::from_timestamp_micros(micros).ok_or_else(bad)?;
+    // Years both backends store and order correctly (PostgreSQL rejects others; SQLite's text order
+    // breaks past 9999).
+    if !(1..=9999).contains(&chrono::Datelike::year(&timestamp)) {
+        return Err(bad());
+    }
     Ok(EventCursor {
-        timestamp: DateTime::from_timestamp_micros(micros).ok_or_else(bad)?,
+        timestamp,
         event_id: Uuid::parse_str(id).map_err(|_| bad())?,
     })
+}
+
+/// An id or filter value from the caller: PostgreSQL text cannot hold NUL, and nothing we record is
+/// longer than this.
+pub fn check_text(field: &str, value: &str) -> Result<(), ApiError> {
+    if value.contains('\0') {
+        return Err(ApiError::validation(
+            field,
+            format!("{field} must not contain NUL"),
+        ));
+    }
+    if value.chars().count() > 512 {
+        return Err(ApiError::validation(
+            field,
+            format!("{field} must be at most 512 characters"),
+        ));
+    }
+    Ok(())
 }
 
 fn time_param(q: &HashMap<String, String>, name: &str) -> Result<Option<DateTime<Utc>>, ApiError> {
     match q.get(name).map(|s| s.trim()).filter(|s| !s.is_empty()) {
         None => Ok(None),
-        Some(raw) => DateTime::parse_from_rfc3339(raw)
-            .map(|t| Some(t.with_timezone(&Utc)))
-            .map_err(|_| {
+        Some(raw) => {
+            let bad = || {
                 ApiError::validation(
                     name,
-                    format!("{name} must be an RFC 3339 timestamp, got {raw:?}"),
+                    format!("{name} must be an RFC 3339 timestamp between years 1 and 9999, got {raw:?}"),
                 )
-            }),
+            };
+            let t = DateTime::parse_from_rfc3339(raw)
+                .map_err(|_| bad())?
+                .with_timezone(&Utc);
+            if !(1..=9999).contains(&chrono::Datelike::year(&t)) {
+                return Err(bad());
+            }
+            Ok(Some(t))
+        }
     }
 }
 
-fn text_param(q: &HashMap<String, String>, name: &str) -> Option<String> {
-    q.get(name)
-        .map(|s| s.trim())
-        .filter(|s| !s.is_empty())
-        .map(str::to_owned)
+fn text_param(q: &HashMap<String, String>, name: &str) -> Result<Option<String>, ApiError> {
+    match q.get(name).map(|s| s.trim()).filter(|s| !s.is_empty()) {
+        None => Ok(None),
+        Some(v) => {
+            check_text(name, v)?;
+            Ok(Some(v.to_owned()))
+        }
+    }
 }
 
 /// Filters shared by the listing, the SSE stream and the dashboard.
 pub fn event_filter(q: &HashMap<String, String>) -> Result<EventFilter, ApiError> {
     let filter = EventFilter {
-        topic: text_param(q, "topic"),
-        event_type: text_param(q, "event_type"),
-        status: text_param(q, "status"),
-        namespace: text_param(q, "namespace"),
-        session_id: text_param(q, "session_id"),
-        correlation_id: text_param(q, "correlation_id"),
+        topic: text_param(q, "topic")?,
+        event_type: text_param(q, "event_type")?,
+        status: text_param(q, "status")?,
+        namespace: text_param(q, "namespace")?,
+        session_id: text_param(q, "session_id")?,
+        correlation_id: text_param(q, "correlation_id")?,
         since: time_param(q, "since")?,
         until: time_param(q, "until")?,
     };
@@ -181,7 +215,7 @@ pub async fn list(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpRe
     let q = parse_query(&req)?;
     let limit = int_param(&q, "limit", 50, 1, 500)?;
     let filter = event_filter(&q)?;
-    let cursor = text_param(&q, "cursor")
+    let cursor = text_param(&q, "cursor")?
         .map(|c| decode_cursor(&c))
         .transpose()?;
     let (rows, next_cursor) = page(&state, &filter, cursor, limit).await?;
@@ -224,16 +258,21 @@ pub async fn get(
     }
 }
 
-/// The time range of a trace: `since`/`until`, or the last `hours` (default 24).
+/// The time range of a trace: `since`/`until`, or the last `hours` (default 24). Without `until` the
+/// range is open at the top, so events stamped slightly in the future (producer clock skew) still
+/// show, and the latest status is really the latest.
 pub fn trace_range(
     q: &HashMap<String, String>,
-) -> Result<(DateTime<Utc>, DateTime<Utc>), ApiError> {
-    let until = time_param(q, "until")?.unwrap_or_else(Utc::now);
+) -> Result<(DateTime<Utc>, Option<DateTime<Utc>>), ApiError> {
+    let until = time_param(q, "until")?;
     let since = match time_param(q, "since")? {
         Some(t) => t,
-        None => until - chrono::Duration::hours(int_param(q, "hours", 24, 1, 24 * 90)?),
+        None => {
+            until.unwrap_or_else(Utc::now)
+                - chrono::Duration::hours(int_param(q, "hours", 24, 1, 24 * 90)?)
+        }
     };
-    if since > until {
+    if until.is_some_and(|u| since > u) {
         return Err(ApiError::validation(
             "since",
             "since must not be after until",
@@ -248,15 +287,17 @@ pub struct TraceDto {
     pub kind: &'static str,
     pub id: String,
     pub since: DateTime<Utc>,
-    pub until: DateTime<Utc>,
+    /// Absent: open-ended.
+    pub until: Option<DateTime<Utc>>,
     pub event_count: usize,
     pub started_at: Option<DateTime<Utc>>,
     pub ended_at: Option<DateTime<Utc>>,
     pub duration_ms: f64,
-    /// The status of the latest event.
+    /// The status of the latest event (also when the trace is truncated).
     pub status: Option<String>,
     pub sessions: Vec<String>,
-    /// More than the returned events matched (the first `TRACE_LIMIT` are returned).
+    /// More than the returned events matched: the oldest `TRACE_LIMIT` are returned (metrics cover
+    /// those); `ended_at`, `duration_ms` and `status` still come from the latest event.
     pub truncated: bool,
     pub events: Vec<EventDto>,
 }
@@ -266,9 +307,29 @@ pub struct Trace {
     pub key: TraceKey,
     pub id: String,
     pub since: DateTime<Utc>,
-    pub until: DateTime<Utc>,
+    pub until: Option<DateTime<Utc>>,
     pub rows: Vec<EventLogRow>,
     pub truncated: bool,
+    /// The newest matching event, when `truncated` (the rows stop before it).
+    pub latest: Option<EventLogRow>,
+}
+
+impl Trace {
+    /// Summary of the trace; for a truncated trace, end, duration and status come from the latest event.
+    pub fn summary(&self) -> query::TraceSummary {
+        let mut s = query::summarize(&self.rows);
+        if let Some(last) = &self.latest {
+            s.ended_at = Some(last.event_timestamp.0);
+            s.status = Some(last.status.clone());
+            if let Some(start) = s.started_at {
+                s.duration_ms = (last.event_timestamp.0 - start)
+                    .num_microseconds()
+                    .unwrap_or(i64::MAX) as f64
+                    / 1000.0;
+            }
+        }
+        s
+    }
 }
 
 pub async fn load_trace(
@@ -277,10 +338,22 @@ pub async fn load_trace(
     id: String,
     q: &HashMap<String, String>,
 ) -> Result<Trace, ApiError> {
+    check_text(
+        match key {
+            TraceKey::Session => "session_id",
+            TraceKey::Correlation => "correlation_id",
+        },
+        &id,
+    )?;
     let (since, until) = trace_range(q)?;
     let mut rows = event_logs::trace(&state.db, key, &id, since, until, TRACE_LIMIT + 1).await?;
     let truncated = rows.len() as i64 > TRACE_LIMIT;
     rows.truncate(TRACE_LIMIT as usize);
+    let latest = if truncated {
+        event_logs::trace_latest(&state.db, key, &id, since, until).await?
+    } else {
+        None
+    };
     Ok(Trace {
         key,
         id,
@@ -288,12 +361,13 @@ pub async fn load_trace(
         until,
         rows,
         truncated,
+        latest,
     })
 }
 
 impl From<&Trace> for TraceDto {
     fn from(t: &Trace) -> Self {
-        let s = query::summarize(&t.rows);
+        let s = t.summary();
         TraceDto {
             kind: match t.key {
                 TraceKey::Session => "session",
@@ -387,7 +461,7 @@ pub struct BottleneckDto {
 pub struct MetricsDto {
     pub session_id: String,
     pub since: DateTime<Utc>,
-    pub until: DateTime<Utc>,
+    pub until: Option<DateTime<Utc>>,
     pub total_events: usize,
     pub successful: usize,
     pub failed: usize,
@@ -541,12 +615,7 @@ pub fn search_query(q: &HashMap<String, String>) -> Result<String, ApiError> {
             "q is required: an id or a file hash",
         ));
     }
-    if raw.chars().count() > 512 {
-        return Err(ApiError::validation(
-            "q",
-            "q must be at most 512 characters",
-        ));
-    }
+    check_text("q", raw)?;
     Ok(raw.to_owned())
 }
 
@@ -575,6 +644,8 @@ pub struct LiveFilter {
     pub event_type: Option<String>,
     pub status: Option<String>,
     pub namespace: Option<String>,
+    pub session_id: Option<String>,
+    pub correlation_id: Option<String>,
 }
 
 impl LiveFilter {
@@ -586,6 +657,8 @@ impl LiveFilter {
             && eq(&self.event_type, Some(&r.event_type))
             && eq(&self.status, Some(&r.status))
             && eq(&self.namespace, r.namespace.as_deref())
+            && eq(&self.session_id, r.session_id.as_deref())
+            && eq(&self.correlation_id, r.correlation_id.as_deref())
     }
 }
 
@@ -596,10 +669,11 @@ struct Tail {
 }
 
 /// Live events as server-sent events (`event: trace`, data = the event JSON, id = event_id),
-/// filtered by `topic, event_type, status, namespace`. A client that falls behind gets
+/// filtered by `topic, event_type, status, namespace, session_id, correlation_id`. A client that falls behind gets
 /// `event: lagged` with the number of events it missed.
 #[utoipa::path(get, path = "/api/v1/events/stream", tag = "tracer",
-    params(("topic" = Option<String>, Query), ("event_type" = Option<String>, Query), ("status" = Option<String>, Query), ("namespace" = Option<String>, Query)),
+    params(("topic" = Option<String>, Query), ("event_type" = Option<String>, Query), ("status" = Option<String>, Query), ("namespace" = Option<String>, Query),
+        ("session_id" = Option<String>, Query), ("correlation_id" = Option<String>, Query)),
     responses((status = 200, description = "text/event-stream")))]
 pub async fn stream(
     state: web::Data<AppState>,
@@ -610,10 +684,12 @@ pub async fn stream(
 > {
     let q = parse_query(&req)?;
     let filter = LiveFilter {
-        topic: text_param(&q, "topic"),
-        event_type: text_param(&q, "event_type"),
-        status: text_param(&q, "status"),
-        namespace: text_param(&q, "namespace"),
+        topic: text_param(&q, "topic")?,
+        event_type: text_param(&q, "event_type")?,
+        status: text_param(&q, "status")?,
+        namespace: text_param(&q, "namespace")?,
+        session_id: text_param(&q, "session_id")?,
+        correlation_id: text_param(&q, "correlation_id")?,
     };
     let tail = Tail {
         rx: state.live.subscribe(),

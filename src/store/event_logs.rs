@@ -203,6 +203,8 @@ pub async fn list(
             q = q.filter(event_logs::event_timestamp.le(DbTs(t)));
         }
         if let Some(c) = after {
+            // The first conjunct is what an index range can use; the second breaks ties.
+            q = q.filter(event_logs::event_timestamp.le(DbTs(c.timestamp)));
             q = q.filter(
                 event_logs::event_timestamp
                     .lt(DbTs(c.timestamp))
@@ -251,28 +253,61 @@ pub async fn trace(
     key: TraceKey,
     id: &str,
     since: DateTime<Utc>,
-    until: DateTime<Utc>,
+    until: Option<DateTime<Utc>>,
     limit: i64,
 ) -> Result<Vec<EventLogRow>, StoreError> {
+    trace_ordered(db, key, id, since, until, limit, false).await
+}
+
+/// The newest event of a trace (for a trace cut at its limit).
+pub async fn trace_latest(
+    db: &Db,
+    key: TraceKey,
+    id: &str,
+    since: DateTime<Utc>,
+    until: Option<DateTime<Utc>>,
+) -> Result<Option<EventLogRow>, StoreError> {
+    Ok(trace_ordered(db, key, id, since, until, 1, true)
+        .await?
+        .pop())
+}
+
+async fn trace_ordered(
+    db: &Db,
+    key: TraceKey,
+    id: &str,
+    since: DateTime<Utc>,
+    until: Option<DateTime<Utc>>,
+    limit: i64,
+    newest_first: bool,
+) -> Result<Vec<EventLogRow>, StoreError> {
     let mut conn = db.conn().await?;
-    let (since, until) = (DbTs(since), DbTs(until));
+    let since = DbTs(since);
+    let until = until.map(DbTs);
     let result = crate::db_run!(conn, {
         let mut q = event_logs::table
             .select(EventLogRow::as_select())
             .filter(event_logs::event_timestamp.ge(since))
-            .filter(event_logs::event_timestamp.le(until))
             .into_boxed();
+        if let Some(until) = until {
+            q = q.filter(event_logs::event_timestamp.le(until));
+        }
         q = match key {
             TraceKey::Session => q.filter(event_logs::session_id.eq(id)),
             TraceKey::Correlation => q.filter(event_logs::correlation_id.eq(id)),
         };
-        q.order((
-            event_logs::event_timestamp.asc(),
-            event_logs::event_id.asc(),
-        ))
-        .limit(limit)
-        .load::<EventLogRow>(conn)
-        .await
+        q = if newest_first {
+            q.order((
+                event_logs::event_timestamp.desc(),
+                event_logs::event_id.desc(),
+            ))
+        } else {
+            q.order((
+                event_logs::event_timestamp.asc(),
+                event_logs::event_id.asc(),
+            ))
+        };
+        q.limit(limit).load::<EventLogRow>(conn).await
     });
     db.observe(result.map_err(StoreError::from))
 }

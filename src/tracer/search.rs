@@ -82,17 +82,23 @@ pub async fn search(db: &Db, q: &str) -> Result<Vec<Hit>, StoreError> {
             });
         }
     }
-    // Stored ids are case-sensitive text; UUIDs are stored lower case.
-    let text = match Uuid::parse_str(q) {
-        Ok(id) => id.to_string(),
-        Err(_) => q.to_owned(),
-    };
-    let (session, correlation) = event_logs::id_seen(db, &text).await?;
-    if session {
-        hits.push(Hit::Session { id: text.clone() });
+    // Stored session/correlation ids are case-sensitive text: try the id as given and, for a UUID,
+    // its canonical lower-case form (what our own events carry).
+    let mut texts = vec![q.to_owned()];
+    if let Ok(id) = Uuid::parse_str(q) {
+        let canonical = id.to_string();
+        if canonical != q {
+            texts.push(canonical);
+        }
     }
-    if correlation {
-        hits.push(Hit::Correlation { id: text });
+    for text in texts {
+        let (session, correlation) = event_logs::id_seen(db, &text).await?;
+        if session {
+            hits.push(Hit::Session { id: text.clone() });
+        }
+        if correlation {
+            hits.push(Hit::Correlation { id: text });
+        }
     }
     Ok(hits)
 }
