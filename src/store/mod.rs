@@ -21,9 +21,7 @@ use std::time::Duration;
 
 use diesel::sqlite::SqliteConnection;
 use diesel_async::pooled_connection::deadpool::{Object, Pool, PoolError};
-use diesel_async::pooled_connection::{
-    AsyncDieselConnectionManager, ManagerConfig, RecyclingMethod,
-};
+use diesel_async::pooled_connection::{AsyncDieselConnectionManager, ManagerConfig};
 use diesel_async::sync_connection_wrapper::SyncConnectionWrapper;
 use diesel_async::{AsyncConnection, AsyncPgConnection, SimpleAsyncConnection};
 use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
@@ -187,8 +185,6 @@ impl Db {
             }
             let busy_ms = settings.statement_timeout_ms;
             let mut cfg = ManagerConfig::<SqliteConn>::default();
-            // A local file: no liveness probe per checkout (it would cost a blocking-pool hop).
-            cfg.recycling_method = RecyclingMethod::Fast;
             cfg.custom_setup = Box::new(move |url| establish_sqlite(url.to_owned(), busy_ms));
             let mgr = AsyncDieselConnectionManager::<SqliteConn>::new_with_config(path, cfg);
             PoolKind::Sqlite(
@@ -205,10 +201,6 @@ impl Db {
             let statement_timeout = settings.statement_timeout_ms;
             let connect_timeout = create;
             let mut cfg = ManagerConfig::<AsyncPgConnection>::default();
-            // No `SELECT 1` round trip per checkout: a connection the server dropped fails on first
-            // use, is reported broken and discarded, and the breaker sees the failure — the outage
-            // tests (tests/resilience.rs) cover recovery.
-            cfg.recycling_method = RecyclingMethod::Fast;
             cfg.custom_setup = Box::new(move |url| {
                 establish_pg(url.to_owned(), connect_timeout, statement_timeout)
             });
