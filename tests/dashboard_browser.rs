@@ -112,6 +112,21 @@ async fn wait_js(c: &Client, script: &str, what: &str) {
     }
 }
 
+/// The text of the element `loc` finds.
+async fn text_of(c: &Client, loc: Locator<'_>) -> String {
+    c.find(loc)
+        .await
+        .expect("element")
+        .text()
+        .await
+        .expect("text")
+}
+
+/// How many elements `css` matches.
+async fn count(c: &Client, css: &str) -> usize {
+    c.find_all(Locator::Css(css)).await.expect("elements").len()
+}
+
 async fn search_for(c: &Client, app: &TestApp, q: &str) {
     c.goto(&app.url("/dashboard")).await.unwrap();
     let input = c.find(Locator::Id("search-q")).await.unwrap();
@@ -185,24 +200,12 @@ async fn dashboard_in_headless_chromium() {
             .await
             .unwrap_or_else(|_| panic!("overview section #{id}"));
     }
-    let health = c
-        .find(Locator::Id("health"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let health = text_of(&c, Locator::Id("health")).await;
     assert!(
         health.contains("Database") && health.contains("Event bus"),
         "{health}"
     );
-    let ns = c
-        .find(Locator::Id("stamps-per-namespace"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let ns = text_of(&c, Locator::Id("stamps-per-namespace")).await;
     assert!(ns.contains("browser.ns"), "{ns}");
     shot(&c, "overview").await;
     // htmx (vendored, under the page's CSP) replaces the overview with a fresh fragment every 5 s.
@@ -255,35 +258,12 @@ async fn dashboard_in_headless_chromium() {
     let url = c.current_url().await.unwrap();
     assert_eq!(url.path(), format!("/dashboard/workflows/{wf_id}"));
     assert_eq!(
-        c.find(Locator::Id("workflow-state"))
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap(),
+        text_of(&c, Locator::Id("workflow-state")).await,
         "completed"
     );
-    assert_eq!(
-        c.find_all(Locator::Css("#steps tr.step"))
-            .await
-            .unwrap()
-            .len(),
-        6
-    );
-    assert!(
-        c.find_all(Locator::Css("#transitions tr.transition"))
-            .await
-            .unwrap()
-            .len()
-            >= 2
-    );
-    let stamp = c
-        .find(Locator::Id("workflow-stamp"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    assert_eq!(count(&c, "#steps tr.step").await, 6);
+    assert!(count(&c, "#transitions tr.transition").await >= 2);
+    let stamp = text_of(&c, Locator::Id("workflow-stamp")).await;
     assert!(stamp.contains(&file_hash), "{stamp}");
     shot(&c, "workflow").await;
 
@@ -298,13 +278,7 @@ async fn dashboard_in_headless_chromium() {
     let url = c.current_url().await.unwrap();
     assert_eq!(url.path(), "/dashboard/stamps");
     assert_eq!(url.query(), Some(format!("hash={file_hash}").as_str()));
-    let text = c
-        .find(Locator::Css("div.stamp"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = text_of(&c, Locator::Css("div.stamp")).await;
     assert!(text.contains("browser.ns"), "{text}");
     shot(&c, "stamp").await;
 
@@ -319,14 +293,8 @@ async fn dashboard_in_headless_chromium() {
     assert!(rows.len() >= 10, "{} events", rows.len());
     let first = rows[0].text().await.unwrap();
     assert!(first.contains("stamp-workflow-started"), "{first}");
-    let count = c
-        .find(Locator::Id("trace-count"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    assert_eq!(count, rows.len().to_string());
+    let shown = text_of(&c, Locator::Id("trace-count")).await;
+    assert_eq!(shown, rows.len().to_string());
     shot(&c, "trace").await;
 
     // 6. A `<script>` payload renders as text and does not run.
@@ -339,13 +307,7 @@ async fn dashboard_in_headless_chromium() {
         .click()
         .await
         .unwrap();
-    let payload = c
-        .find(Locator::Css("pre.payload"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let payload = text_of(&c, Locator::Css("pre.payload")).await;
     assert!(
         payload.contains("<script>window.__pwned = 1;</script>"),
         "{payload}"

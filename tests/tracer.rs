@@ -762,6 +762,52 @@ async fn dashboard_forms_refuse_other_sites(backend: Backend) {
     app.stop().await;
 }
 
+async fn dashboard_bad_input_gets_error_pages(backend: Backend) {
+    let app = TestApp::start(backend).await;
+    for (path, status, code) in [
+        ("/dashboard/events?cursor=garbage", 422, "VALIDATION_ERROR"),
+        ("/dashboard/events?limit=9999", 422, "VALIDATION_ERROR"),
+        ("/dashboard/events/not-a-uuid", 400, "INVALID_EVENT_ID"),
+        (
+            "/dashboard/workflows/not-a-uuid",
+            400,
+            "INVALID_WORKFLOW_ID",
+        ),
+        ("/dashboard/workflows?state=bogus", 422, "VALIDATION_ERROR"),
+        (
+            "/dashboard/traces/session/x?hours=0",
+            422,
+            "VALIDATION_ERROR",
+        ),
+        (
+            "/dashboard/traces/correlation/a%00b",
+            422,
+            "VALIDATION_ERROR",
+        ),
+        ("/dashboard/search?q=a%00b", 422, "VALIDATION_ERROR"),
+        ("/dashboard/assets/nope.js", 404, "NOT_FOUND"),
+    ] {
+        let res = app.client.get(app.url(path)).send().await.unwrap();
+        assert_eq!(res.status().as_u16(), status, "{path}");
+        assert!(res.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/html"));
+        assert!(res.text().await.unwrap().contains(code), "{path}");
+    }
+    // A malformed redrive selection is refused before anything is sent.
+    let res = app
+        .client
+        .post(app.url("/dashboard/dlq/redrive"))
+        .form(&[("id", "not-a-uuid")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status().as_u16(), 422);
+    assert!(res.text().await.unwrap().contains("VALIDATION_ERROR"));
+    app.stop().await;
+}
+
 fn no_redirect_client() -> reqwest::Client {
     reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
@@ -786,4 +832,5 @@ both_backends!(
     hostile_input_is_a_422_not_a_500,
     large_and_skewed_traces,
     dashboard_forms_refuse_other_sites,
+    dashboard_bad_input_gets_error_pages,
 );

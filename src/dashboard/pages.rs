@@ -262,14 +262,9 @@ struct EventPage {
 
 pub async fn event(state: web::Data<AppState>, path: web::Path<String>) -> Page {
     let id = api::parse_event_id(&path.into_inner())?;
-    let row = event_logs::get(&state.db, id).await?.ok_or_else(|| {
-        ApiError::new(
-            StatusCode::NOT_FOUND,
-            "EVENT_NOT_FOUND",
-            Some("event_id"),
-            format!("no event {id} has been recorded"),
-        )
-    })?;
+    let row = event_logs::get(&state.db, id)
+        .await?
+        .ok_or_else(|| api::event_not_found(id))?;
     // One event: its payload whole (tables and timelines show it capped).
     let mut e = view::event_view(&row, None, 0.0);
     e.payload = view::pretty(&row.payload.0);
@@ -437,20 +432,9 @@ struct WorkflowsPage {
     rows: Vec<WorkflowLine>,
 }
 
-const WORKFLOW_STATES: [&str; 4] = ["pending", "processing", "completed", "failed"];
-
 pub async fn workflows(state: web::Data<AppState>, req: HttpRequest) -> Page {
     let q = parse_query(&req)?;
-    let st = q.get("state").map(|s| s.trim()).filter(|s| !s.is_empty());
-    if let Some(s) = st {
-        if !WORKFLOW_STATES.contains(&s) {
-            return Err(ApiError::validation(
-                "state",
-                format!("state must be one of {}", WORKFLOW_STATES.join(", ")),
-            )
-            .into());
-        }
-    }
+    let st = crate::http::workflows::state_param(&q)?;
     let (rows, total) = workflows::list(&state.db, None, st, 100, 0).await?;
     render(&WorkflowsPage {
         state_filter: st.unwrap_or("").to_owned(),
@@ -503,23 +487,10 @@ struct WorkflowPage {
 }
 
 pub async fn workflow(state: web::Data<AppState>, path: web::Path<String>) -> Page {
-    let raw = path.into_inner();
-    let id = uuid::Uuid::parse_str(raw.trim()).map_err(|_| {
-        ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "INVALID_WORKFLOW_ID",
-            Some("workflow_id"),
-            "workflow_id must be a UUID",
-        )
-    })?;
-    let (wf, steps, transitions) = workflows::get(&state.db, id).await?.ok_or_else(|| {
-        ApiError::new(
-            StatusCode::NOT_FOUND,
-            "WORKFLOW_NOT_FOUND",
-            Some("workflow_id"),
-            format!("no workflow {id}"),
-        )
-    })?;
+    let id = crate::http::workflows::parse_id(path.into_inner().trim())?;
+    let (wf, steps, transitions) = workflows::get(&state.db, id)
+        .await?
+        .ok_or_else(|| crate::http::workflows::not_found(id))?;
     let t0 = wf.created_at.0;
     let end = wf
         .completed_at

@@ -249,13 +249,17 @@ pub async fn get(
     let id = parse_event_id(&path.into_inner())?;
     match event_logs::get(&state.db, id).await? {
         Some(row) => Ok(ok(EventDto::from(&row))),
-        None => Err(ApiError::new(
-            StatusCode::NOT_FOUND,
-            "EVENT_NOT_FOUND",
-            Some("event_id"),
-            format!("no event {id} has been recorded"),
-        )),
+        None => Err(event_not_found(id)),
     }
+}
+
+pub fn event_not_found(id: Uuid) -> ApiError {
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        "EVENT_NOT_FOUND",
+        Some("event_id"),
+        format!("no event {id} has been recorded"),
+    )
 }
 
 /// The time range of a trace: `since`/`until`, or the last `hours` (default 24). Without `until` the
@@ -397,8 +401,16 @@ pub async fn session(
     path: web::Path<String>,
     req: HttpRequest,
 ) -> Result<HttpResponse, ApiError> {
-    let q = parse_query(&req)?;
-    let t = load_trace(&state, TraceKey::Session, path.into_inner(), &q).await?;
+    trace_response(&state, TraceKey::Session, path.into_inner(), &req).await
+}
+
+async fn trace_response(
+    state: &AppState,
+    key: TraceKey,
+    id: String,
+    req: &HttpRequest,
+) -> Result<HttpResponse, ApiError> {
+    let t = load_trace(state, key, id, &parse_query(req)?).await?;
     Ok(ok(TraceDto::from(&t)))
 }
 
@@ -411,9 +423,7 @@ pub async fn correlation(
     path: web::Path<String>,
     req: HttpRequest,
 ) -> Result<HttpResponse, ApiError> {
-    let q = parse_query(&req)?;
-    let t = load_trace(&state, TraceKey::Correlation, path.into_inner(), &q).await?;
-    Ok(ok(TraceDto::from(&t)))
+    trace_response(&state, TraceKey::Correlation, path.into_inner(), &req).await
 }
 
 #[derive(Debug, Serialize, ToSchema)]

@@ -135,15 +135,34 @@ fn detail(wf: &WorkflowRow, steps: &[StepRow], transitions: &[TransitionRow]) ->
     })
 }
 
+pub(crate) fn not_found(id: uuid::Uuid) -> ApiError {
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        "WORKFLOW_NOT_FOUND",
+        Some("workflow_id"),
+        format!("no workflow {id}"),
+    )
+}
+
 async fn load(state: &AppState, id: uuid::Uuid) -> Result<Value, ApiError> {
     match crate::store::workflows::get(&state.db, id).await? {
         Some((wf, steps, transitions)) => Ok(detail(&wf, &steps, &transitions)),
-        None => Err(ApiError::new(
-            StatusCode::NOT_FOUND,
-            "WORKFLOW_NOT_FOUND",
-            Some("workflow_id"),
-            format!("no workflow {id}"),
-        )),
+        None => Err(not_found(id)),
+    }
+}
+
+/// The optional `state` filter of a workflow listing.
+pub(crate) fn state_param(
+    q: &std::collections::HashMap<String, String>,
+) -> Result<Option<&str>, ApiError> {
+    match q.get("state").map(|s| s.trim()).filter(|s| !s.is_empty()) {
+        Some(s) if !["pending", "processing", "completed", "failed"].contains(&s) => {
+            Err(ApiError::validation(
+                "state",
+                "state must be pending, processing, completed or failed",
+            ))
+        }
+        st => Ok(st),
     }
 }
 
@@ -217,7 +236,7 @@ pub async fn submit_compat(
     submit_inner(state, body.0, false).await
 }
 
-fn parse_id(raw: &str) -> Result<uuid::Uuid, ApiError> {
+pub(crate) fn parse_id(raw: &str) -> Result<uuid::Uuid, ApiError> {
     uuid::Uuid::parse_str(raw).map_err(|_| {
         ApiError::new(
             StatusCode::BAD_REQUEST,
@@ -251,15 +270,7 @@ pub async fn list(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpRe
     if let Some(ns) = q.get("namespace") {
         state.stamping.namespace(Some(ns), "namespace")?;
     }
-    let st = q.get("state").map(String::as_str);
-    if let Some(s) = st {
-        if !["pending", "processing", "completed", "failed"].contains(&s) {
-            return Err(ApiError::validation(
-                "state",
-                "state must be pending, processing, completed or failed",
-            ));
-        }
-    }
+    let st = state_param(&q)?;
     let (rows, total) = crate::store::workflows::list(
         &state.db,
         q.get("namespace").map(String::as_str),
