@@ -4,11 +4,11 @@
 //! Run: `OMNINODE_BENCH_KAFKA=127.0.0.1:9092 cargo bench --bench codegen_dlq` (PostgreSQL from
 //! OMNINODE_TEST_PG_URL, default postgres://postgres@127.0.0.1:5432). Skipped under `cargo test`.
 
+mod common;
+
 use std::time::{Duration, Instant};
 
-use diesel_async::{AsyncConnection, AsyncPgConnection, SimpleAsyncConnection};
 use omninode_bridge::codegen::schemas::{self, Operation};
-use omninode_bridge::config::Settings;
 use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::{ClientConfig, Message};
@@ -16,32 +16,12 @@ use serde_json::{json, Value};
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
-    if !std::env::args().any(|a| a == "--bench") {
-        println!(
-            "codegen_dlq: run with `cargo bench --bench codegen_dlq` (skipped under cargo test)"
-        );
+    if !common::bench_requested("codegen_dlq") {
         return;
     }
-    let brokers =
-        std::env::var("OMNINODE_BENCH_KAFKA").expect("set OMNINODE_BENCH_KAFKA=host:port");
-    let pg = std::env::var("OMNINODE_TEST_PG_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".into());
-    let name = format!("omninode_bench_codegen_{}", std::process::id());
-    let mut admin = AsyncPgConnection::establish(&format!("{pg}/postgres"))
-        .await
-        .expect("postgres");
-    admin
-        .batch_execute(&format!("CREATE DATABASE {name}"))
-        .await
-        .expect("create db");
-    let env = format!("cbench{}", std::process::id());
-    let mut settings = Settings::load_from(None, Vec::<(String, String)>::new()).expect("defaults");
-    settings.database.url = format!("{pg}/{name}");
-    settings.kafka.brokers = brokers.clone();
-    settings.kafka.topic_env = env.clone();
-    settings.kafka.create_topics = true;
-    settings.kafka.consumer_group = format!("{env}-group");
-    settings.kafka.session_timeout_ms = 2000;
+    let bench = common::BenchEnv::new("codegen").await;
+    let (brokers, env) = (bench.brokers.clone(), bench.env.clone());
+    let mut settings = bench.settings.clone();
     settings.dlq.alert_threshold = 1_000_000;
     let services = omninode_bridge::app::Services::start(settings)
         .await
@@ -163,7 +143,5 @@ async fn main() {
     let secs = started.elapsed().as_secs_f64();
     println!("DLQ monitor: {n} records produced, consumed, stored and counted in {secs:.2} s = {:.0} messages/s", n as f64 / secs);
     services.stop().await;
-    let _ = admin
-        .batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-        .await;
+    bench.drop_db().await;
 }

@@ -5,10 +5,10 @@
 //! (PostgreSQL from OMNINODE_TEST_PG_URL, default postgres://postgres@127.0.0.1:5432). Under
 //! `cargo test` (no `--bench` argument) it only checks that it builds.
 
+mod common;
+
 use std::time::{Duration, Instant};
 
-use diesel_async::{AsyncConnection, AsyncPgConnection, SimpleAsyncConnection};
-use omninode_bridge::config::Settings;
 use omninode_bridge::events::topics::EventKind;
 use omninode_bridge::events::EventFactory;
 use omninode_bridge::kafka::producer::{envelope_headers, KafkaPublisher, OutgoingMessage};
@@ -24,32 +24,12 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
-    if !std::env::args().any(|a| a == "--bench") {
-        println!(
-            "outbox_kafka: run with `cargo bench --bench outbox_kafka` (skipped under cargo test)"
-        );
+    if !common::bench_requested("outbox_kafka") {
         return;
     }
-    let brokers =
-        std::env::var("OMNINODE_BENCH_KAFKA").expect("set OMNINODE_BENCH_KAFKA=host:port");
-    let pg = std::env::var("OMNINODE_TEST_PG_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".into());
-    let name = format!("omninode_bench_{}", std::process::id());
-    let mut admin = AsyncPgConnection::establish(&format!("{pg}/postgres"))
-        .await
-        .expect("postgres");
-    admin
-        .batch_execute(&format!("CREATE DATABASE {name}"))
-        .await
-        .expect("create db");
-
-    let env = format!("bench{}", std::process::id());
-    let mut settings = Settings::load_from(None, Vec::<(String, String)>::new()).expect("defaults");
-    settings.database.url = format!("{pg}/{name}");
-    settings.kafka.brokers = brokers.clone();
-    settings.kafka.topic_env = env.clone();
-    settings.kafka.create_topics = true;
-    settings.kafka.session_timeout_ms = 2000;
+    let bench = common::BenchEnv::new("outbox").await;
+    let (brokers, env) = (bench.brokers.clone(), bench.env.clone());
+    let settings = bench.settings.clone();
     omninode_bridge::kafka::admin::create_topics(&settings.kafka)
         .await
         .expect("topics");
@@ -224,7 +204,5 @@ async fn main() {
         latencies.last().copied().unwrap_or(0.0)
     );
     services.stop().await;
-    let _ = admin
-        .batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-        .await;
+    bench.drop_db().await;
 }
