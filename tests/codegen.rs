@@ -305,20 +305,12 @@ async fn embedded_profile_routes_responses_on_the_bus() {
         "MixinCaching"
     );
     responder.abort();
-    let res = app
-        .client
-        .post(app.url("/api/v1/codegen/mixin"))
-        .json(&json!({"requirements": ["caching"], "node_type": "effect"}))
-        .send()
-        .await
-        .unwrap();
-    let st = res.status().as_u16();
-    assert_error(
-        st,
-        &res.json().await.unwrap(),
-        504,
-        "CODEGEN_TIMEOUT",
-        Some("correlation_id"),
-    );
+    let (st, b) = app
+        .post_path(
+            "/api/v1/codegen/mixin",
+            json!({"requirements": ["caching"], "node_type": "effect"}),
+        )
+        .await;
+    assert_error(st, &b, 504, "CODEGEN_TIMEOUT", Some("correlation_id"));
     app.stop().await;
 }
