@@ -1,5 +1,8 @@
-//! Wiring: builds the store, event bus, relay and services from `Settings`, and runs the HTTP server
-//! until shutdown. Every spawned task is owned here and stopped in order on shutdown.
+//! The composition root. Wiring: builds the store, event bus, relay and services from `Settings`
+//! into the `AppState` the web edges are handed; every spawned task is owned here and stopped in
+//! order on shutdown. Serving: assembles the one actix `App` (`app`) — the correlation middleware,
+//! compression, the JSON API (`crate::http`) and the dashboard (`crate::dashboard`) mounted side by
+//! side, and the service-wide 404 — and runs the server until a signal.
 
 use std::net::TcpListener;
 use std::sync::Arc;
@@ -18,7 +21,6 @@ use crate::events::topics::{
     codegen_response_topic, dlq_topics, traced_topics, EventKind, Topics, CODEGEN_OPERATIONS,
 };
 use crate::events::EventFactory;
-use crate::http::AppState;
 use crate::kafka::consumer::{BatchHandler, ConsumerSpec};
 use crate::kafka::producer::KafkaPublisher;
 use crate::reducer::{KafkaReducer, Reducer};
@@ -26,6 +28,7 @@ use crate::stamping::StampingService;
 use crate::store::Db;
 use crate::tracer::live::LiveFeed;
 use crate::tracer::recorder::KafkaRecorder;
+use crate::web::AppState;
 
 /// Everything a running service holds.
 pub struct Services {
@@ -296,7 +299,7 @@ impl Services {
     pub fn server(&self, listener: TcpListener) -> std::io::Result<actix_web::dev::Server> {
         let state = self.state.clone();
         let settings = &self.state.settings;
-        let mut server = actix_web::HttpServer::new(move || crate::http::app(state.clone()))
+        let mut server = actix_web::HttpServer::new(move || app(state.clone()))
             .listen(listener)?
             .shutdown_timeout(settings.http.shutdown_timeout_secs)
             .backlog(4096)
@@ -336,6 +339,30 @@ impl Services {
             p.flush(Duration::from_secs(5));
         }
     }
+}
+
+/// The actix `App` for `state`: every route of the service (used by the server and by tests).
+pub fn app(
+    state: web::Data<AppState>,
+) -> actix_web::App<
+    impl actix_web::dev::ServiceFactory<
+        actix_web::dev::ServiceRequest,
+        Config = (),
+        Response = actix_web::dev::ServiceResponse<impl actix_web::body::MessageBody>,
+        Error = actix_web::Error,
+        InitError = (),
+    >,
+> {
+    let settings = state.settings.clone();
+    actix_web::App::new()
+        .wrap(actix_web::middleware::from_fn(
+            crate::web::context::correlation,
+        ))
+        .wrap(actix_web::middleware::Compress::default())
+        .app_data(state)
+        .configure(|cfg| crate::http::configure(cfg, &settings))
+        .configure(|cfg| crate::dashboard::configure(cfg, &settings))
+        .default_service(web::to(crate::http::not_found))
 }
 
 /// Run a consumer group until shutdown; its failure is logged (the service keeps serving).

@@ -16,4 +16,5 @@ pub mod stamping;
 pub mod store;
 pub mod telemetry;
 pub mod tracer;
+pub mod web;
 pub mod workflow;

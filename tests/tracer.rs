@@ -816,7 +816,7 @@ fn no_redirect_client() -> reqwest::Client {
 }
 
 fn urlencode(s: &str) -> String {
-    omninode_bridge::http::tracer::urlencode(s)
+    omninode_bridge::web::links::encode(s)
 }
 
 both_backends!(

@@ -2,8 +2,10 @@
 //! HTML-escaped by default) over the same queries as the JSON API, plus a vendored htmx and a small
 //! script of our own for the live tail, all embedded in the binary.
 //!
-//! Boundary: an HTTP edge like `crate::http` — it reads through the services and stores, never writes
-//! a table itself (redrive and validate go through their modules). Every page is sent with a strict
+//! Boundary: a web edge beside `crate::http` (JSON API), over the same services; neither imports the
+//! other. Parameters, links, health and the error mapping come from `crate::web`. It reads through
+//! the services and stores, never writes a table itself (redrive and validate go through their
+//! modules). Every page is sent with a strict
 //! Content-Security-Policy (scripts only from `/dashboard/assets`), so even a payload that escaped
 //! escaping could not run.
 
@@ -15,13 +17,22 @@ use actix_web::http::StatusCode;
 use actix_web::{web, HttpResponse, ResponseError};
 use askama::Template;
 
-use crate::http::error::ApiError;
+use crate::config::Settings;
+use crate::web::error::ApiError;
 
 pub const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
      connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
 
-/// Routes of the dashboard; `form_limit` bounds form bodies (pasted content to validate).
-pub fn configure(cfg: &mut web::ServiceConfig, form_limit: usize) {
+/// Routes of the dashboard.
+pub fn configure(cfg: &mut web::ServiceConfig, settings: &Settings) {
+    // Forms carry content pasted into a text box: a urlencoded form escapes most bytes as %XX, so
+    // allow three times the content limit, but no more than 16 MiB (use the API for more).
+    let form_limit = settings
+        .stamping
+        .max_content_bytes
+        .saturating_mul(3)
+        .saturating_add(64 * 1024)
+        .min(16 << 20);
     let forms = web::FormConfig::default()
         .limit(form_limit)
         .error_handler(|err, _req| {

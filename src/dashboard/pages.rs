@@ -1,7 +1,5 @@
 //! Page handlers: load through the services and stores, build a view model, render a template.
 
-use std::collections::HashMap;
-
 use actix_web::http::{header, StatusCode};
 use actix_web::{web, HttpRequest, HttpResponse};
 use askama::Template;
@@ -11,13 +9,15 @@ use serde_json::Value;
 use super::view::{self, Bar, EventView, MetricsView};
 use super::{render, DashError};
 use crate::events::topics::traced_topics;
-use crate::http::error::ApiError;
-use crate::http::stamping::{int_param, parse_query};
-use crate::http::tracer::{self as api, urlencode};
-use crate::http::AppState;
 use crate::store::event_logs::{self, TraceKey};
 use crate::store::{reducer, stamps, workflows};
-use crate::tracer::{query, search};
+use crate::tracer::search;
+use crate::tracer::service as tracer;
+use crate::web::error::{workflow_not_found, ApiError};
+use crate::web::health;
+use crate::web::links;
+use crate::web::params::{self, IdParam, Query};
+use crate::web::AppState;
 
 type Page = Result<HttpResponse, DashError>;
 
@@ -35,7 +35,8 @@ pub struct OverviewData {
     pub components: Vec<Component>,
     pub rates: Vec<Bar>,
     pub events_last_minute: i64,
-    pub workflows: Vec<(String, i64)>,
+    /// (state, href, count)
+    pub workflows: Vec<(String, String, i64)>,
     /// (topic, page href, in window, total)
     pub dlq_topics: Vec<(String, String, i64, i64)>,
     pub dlq_alerts: Vec<(String, String, i64)>,
@@ -55,45 +56,37 @@ struct OverviewFragment {
     o: OverviewData,
 }
 
-fn status_of(v: &Value) -> String {
-    v["status"].as_str().unwrap_or("unknown").to_owned()
-}
-
 async fn overview_data(state: &AppState) -> Result<OverviewData, ApiError> {
-    let health = crate::http::system::health_report(state).await;
-    let c = &health["components"];
-    let db = &c["database"];
-    let bus = &c["event_bus"];
-    let intel = &c["intelligence_client"];
+    let health = health::report(state).await;
+    let c = &health.components;
+    let (db, bus, intel) = (&c.database, &c.event_bus, &c.intelligence_client);
     let components = vec![
         Component {
             name: "Database",
-            status: status_of(db),
+            status: db.status.as_str().to_owned(),
             detail: format!(
                 "{} · pool {}/{} in use · breaker {}",
-                db["backend"].as_str().unwrap_or("?"),
-                db["pool"]["in_use"],
-                db["pool"]["max_size"],
-                db["circuit_breaker"]["state"].as_str().unwrap_or("?"),
+                db.backend, db.pool.in_use, db.pool.max_size, db.circuit_breaker.state,
             ),
         },
         Component {
             name: "Event bus",
-            status: status_of(bus),
+            status: bus.status.as_str().to_owned(),
             detail: format!(
                 "{} · outbox unsent {}{}",
-                bus["kind"].as_str().unwrap_or("?"),
-                bus["outbox_unsent"],
-                bus["error"]
-                    .as_str()
+                bus.kind,
+                bus.outbox_unsent
+                    .map_or_else(|| "null".to_owned(), |n| n.to_string()),
+                bus.error
+                    .as_deref()
                     .map(|e| format!(" · {e}"))
                     .unwrap_or_default()
             ),
         },
         Component {
             name: "OnexTree",
-            status: status_of(intel),
-            detail: match intel["circuit_breaker"].as_str() {
+            status: intel.status.as_str().to_owned(),
+            detail: match intel.circuit_breaker {
                 Some(b) => format!("breaker {b}"),
                 None => "not configured".to_owned(),
             },
@@ -111,7 +104,7 @@ async fn overview_data(state: &AppState) -> Result<OverviewData, ApiError> {
         |v| format!("{v:.2}/s"),
     );
     for b in &mut rates {
-        b.href = Some(format!("/dashboard/events?topic={}", urlencode(&b.label)));
+        b.href = Some(links::dashboard::events_by("topic", &b.label));
     }
     let dlq = state.dlq.all_counts().await?;
     let alerts = state.dlq.recent_alerts(5).await?;
@@ -126,17 +119,26 @@ async fn overview_data(state: &AppState) -> Result<OverviewData, ApiError> {
     ns.truncate(20);
     let mut namespaces = view::bars(&ns, |v| format!("{v:.0}"));
     for b in &mut namespaces {
-        b.href = Some(format!("/dashboard/namespaces#ns-{}", urlencode(&b.label)));
+        b.href = Some(links::dashboard::namespace(&b.label));
     }
     Ok(OverviewData {
-        overall: status_of(&health),
+        overall: health.status.as_str().to_owned(),
         components,
         rates,
         events_last_minute: last_minute.iter().map(|(_, n)| n).sum(),
-        workflows: workflows::state_counts(&state.db, now - chrono::Duration::hours(1)).await?,
+        workflows: state_links(
+            workflows::state_counts(&state.db, now - chrono::Duration::hours(1)).await?,
+        ),
         dlq_topics: dlq
             .iter()
-            .map(|t| (t.topic.clone(), dlq_href(&t.topic), t.in_window, t.total))
+            .map(|t| {
+                (
+                    t.topic.clone(),
+                    links::dashboard::dlq_topic(&t.topic),
+                    t.in_window,
+                    t.total,
+                )
+            })
             .collect(),
         dlq_alerts: alerts
             .iter()
@@ -159,8 +161,15 @@ pub async fn overview_fragment(state: web::Data<AppState>) -> Page {
     })
 }
 
-fn dlq_href(topic: &str) -> String {
-    format!("/dashboard/dlq?topic={}", urlencode(topic))
+/// (state, its workflow listing, count)
+fn state_links(counts: Vec<(String, i64)>) -> Vec<(String, String, i64)> {
+    counts
+        .into_iter()
+        .map(|(st, n)| {
+            let href = links::dashboard::workflows_in_state(&st);
+            (st, href, n)
+        })
+        .collect()
 }
 
 // ---------------------------------------------------------------- events
@@ -181,24 +190,18 @@ struct EventsPage {
 const EVENT_TYPES: [&str; 5] = ["request", "response", "status", "error", "event"];
 
 pub async fn events(state: web::Data<AppState>, req: HttpRequest) -> Page {
-    let q = parse_query(&req)?;
-    let limit = int_param(&q, "limit", 50, 1, 500)?;
-    let filter = api::event_filter(&q)?;
-    let cursor = q
-        .get("cursor")
-        .filter(|c| !c.is_empty())
-        .map(|c| api::decode_cursor(c))
-        .transpose()?;
-    let (rows, next) = api::page(&state, &filter, cursor, limit).await?;
-    let get = |k: &str| q.get(k).map(|s| s.trim().to_owned()).unwrap_or_default();
+    let q = Query::parse(&req)?;
+    let limit = q.int("limit", 50, 1, 500)?;
+    let filter = q.event_filter()?;
+    let page = tracer::page(&state.db, &filter, q.text("cursor").as_deref(), limit).await?;
+    let get = |k: &str| q.text(k).unwrap_or_default();
     // The live tail takes the same filters as the listing, except the time range and paging.
     let pick = |keys: &[&'static str]| {
         let kept: Vec<(&str, String)> = keys
             .iter()
-            .map(|k| (*k, get(k)))
-            .filter(|(_, v)| !v.is_empty())
+            .filter_map(|k| q.text(k).map(|v| (*k, v)))
             .collect();
-        serde_urlencoded::to_string(&kept).unwrap_or_default()
+        links::query_string(&kept)
     };
     let live = [
         "topic",
@@ -236,18 +239,15 @@ pub async fn events(state: web::Data<AppState>, req: HttpRequest) -> Page {
             .collect(),
         status: get("status"),
         namespace: get("namespace"),
-        stream_url: format!("/api/v1/events/stream?{qs}"),
-        rows: rows
+        stream_url: links::api::event_stream(&qs),
+        rows: page
+            .rows
             .iter()
             .map(|r| view::event_view(r, None, 0.0))
             .collect(),
-        next_href: next.map(|c| {
-            format!(
-                "/dashboard/events?{}{}cursor={c}",
-                page_qs,
-                if page_qs.is_empty() { "" } else { "&" }
-            )
-        }),
+        next_href: page
+            .next_cursor
+            .map(|c| links::dashboard::events_page(&page_qs, &c)),
     })
 }
 
@@ -261,10 +261,8 @@ struct EventPage {
 }
 
 pub async fn event(state: web::Data<AppState>, path: web::Path<String>) -> Page {
-    let id = api::parse_event_id(&path.into_inner())?;
-    let row = event_logs::get(&state.db, id)
-        .await?
-        .ok_or_else(|| api::event_not_found(id))?;
+    let id = params::uuid(path.into_inner().trim(), IdParam::EventId)?;
+    let row = tracer::event(&state.db, id).await?;
     // One event: its payload whole (tables and timelines show it capped).
     let mut e = view::event_view(&row, None, 0.0);
     e.payload = view::pretty(&row.payload.0);
@@ -289,17 +287,23 @@ pub async fn event(state: web::Data<AppState>, path: web::Path<String>) -> Page 
 #[template(path = "dashboard/search.html")]
 struct SearchPage {
     query: String,
-    hits: Vec<api::HitDto>,
+    hits: Vec<HitLine>,
+}
+
+pub struct HitLine {
+    pub kind: &'static str,
+    pub detail: Option<String>,
+    pub page: String,
 }
 
 /// A match lands on its page (the most specific kind when several match: a workflow id is also its
 /// events' session id). An id that is only a session id and a correlation id is listed, since both
 /// traces differ; no match says so.
 pub async fn search(state: web::Data<AppState>, req: HttpRequest) -> Page {
-    let q = parse_query(&req)?;
-    let query = match api::search_query(&q) {
+    let q = Query::parse(&req)?;
+    let query = match tracer::search_query(q.raw("q")) {
         Ok(s) => s,
-        Err(_) if q.get("q").is_none_or(|s| s.trim().is_empty()) => {
+        Err(tracer::TracerError::MissingQuery) => {
             return render(&SearchPage {
                 query: String::new(),
                 hits: Vec::new(),
@@ -315,14 +319,20 @@ pub async fn search(state: web::Data<AppState>, req: HttpRequest) -> Page {
         )
     });
     if let Some(first) = hits.first().filter(|_| hits.len() == 1 || !only_traces) {
-        let link = api::hit_links(first);
         return Ok(HttpResponse::SeeOther()
-            .insert_header((header::LOCATION, link.page))
+            .insert_header((header::LOCATION, links::hit(first).page))
             .finish());
     }
     render(&SearchPage {
         query,
-        hits: hits.iter().map(api::hit_links).collect(),
+        hits: hits
+            .iter()
+            .map(|h| HitLine {
+                kind: h.kind(),
+                detail: h.detail(),
+                page: links::hit(h).page,
+            })
+            .collect(),
     })
 }
 
@@ -347,24 +357,24 @@ struct TracePage {
 }
 
 async fn trace_page(state: &AppState, key: TraceKey, id: String, req: &HttpRequest) -> Page {
-    let q: HashMap<String, String> = parse_query(req)?;
-    let hours = int_param(&q, "hours", 24, 1, 24 * 90)?;
-    let t = api::load_trace(state, key, id, &q).await?;
+    let q = Query::parse(req)?;
+    let hours = q.trace_hours()?;
+    let t = tracer::load_trace(&state.db, key, id, q.trace_window()?).await?;
     let s = t.summary();
-    let m = query::metrics(&t.rows);
+    let m = t.metrics();
     let span = s.duration_ms
         + t.rows
             .last()
             .and_then(|r| r.processing_time_ms)
             .unwrap_or(0.0);
-    let (kind, api_base) = match key {
-        TraceKey::Session => ("session", "/api/v1/traces/sessions"),
-        TraceKey::Correlation => ("correlation", "/api/v1/traces/correlation"),
+    let api_trace = match key {
+        TraceKey::Session => links::api::session_trace(&t.id),
+        TraceKey::Correlation => links::api::correlation_trace(&t.id),
     };
     let status = s.status.clone().unwrap_or_else(|| "no events".into());
     render(&TracePage {
-        kind,
-        api_href: format!("{api_base}/{}?{}", urlencode(&t.id), req.query_string()),
+        kind: tracer::trace_kind(key),
+        api_href: links::api::trace_with_query(&api_trace, req.query_string()),
         id: t.id.clone(),
         hours,
         range: format!(
@@ -378,12 +388,7 @@ async fn trace_page(state: &AppState, key: TraceKey, id: String, req: &HttpReque
         sessions: s
             .sessions
             .iter()
-            .map(|x| {
-                (
-                    x.clone(),
-                    format!("/dashboard/traces/session/{}", urlencode(x)),
-                )
-            })
+            .map(|x| (x.clone(), links::dashboard::session_trace(x)))
             .collect(),
         truncated: t.truncated,
         m: view::metrics_view(&m),
@@ -416,6 +421,7 @@ pub async fn correlation_trace(
 
 pub struct WorkflowLine {
     pub id: String,
+    pub href: String,
     pub contract: String,
     pub namespace: String,
     pub state: String,
@@ -427,22 +433,26 @@ pub struct WorkflowLine {
 #[template(path = "dashboard/workflows.html")]
 struct WorkflowsPage {
     state_filter: String,
-    counts: Vec<(String, i64)>,
+    /// (state, href, count)
+    counts: Vec<(String, String, i64)>,
     total: i64,
     rows: Vec<WorkflowLine>,
 }
 
 pub async fn workflows(state: web::Data<AppState>, req: HttpRequest) -> Page {
-    let q = parse_query(&req)?;
-    let st = crate::http::workflows::state_param(&q)?;
+    let q = Query::parse(&req)?;
+    let st = q.workflow_state()?;
     let (rows, total) = workflows::list(&state.db, None, st, 100, 0).await?;
     render(&WorkflowsPage {
         state_filter: st.unwrap_or("").to_owned(),
-        counts: workflows::state_counts(&state.db, Utc::now() - chrono::Duration::hours(1)).await?,
+        counts: state_links(
+            workflows::state_counts(&state.db, Utc::now() - chrono::Duration::hours(1)).await?,
+        ),
         total,
         rows: rows
             .iter()
             .map(|w| WorkflowLine {
+                href: links::dashboard::workflow(w.id.0),
                 id: w.id.0.to_string(),
                 contract: w.contract.clone(),
                 namespace: w.namespace.clone(),
@@ -479,7 +489,8 @@ struct WorkflowPage {
     error: String,
     steps: Vec<StepLine>,
     transitions: Vec<(String, String, String, String)>,
-    stamp_hash: Option<String>,
+    /// (file hash, its stamps page)
+    stamp: Option<(String, String)>,
     stamp_id: Option<String>,
     trace_href: String,
     input: String,
@@ -487,10 +498,10 @@ struct WorkflowPage {
 }
 
 pub async fn workflow(state: web::Data<AppState>, path: web::Path<String>) -> Page {
-    let id = crate::http::workflows::parse_id(path.into_inner().trim())?;
+    let id = params::uuid(path.into_inner().trim(), IdParam::WorkflowId)?;
     let (wf, steps, transitions) = workflows::get(&state.db, id)
         .await?
-        .ok_or_else(|| crate::http::workflows::not_found(id))?;
+        .ok_or_else(|| workflow_not_found(id))?;
     let t0 = wf.created_at.0;
     let end = wf
         .completed_at
@@ -560,13 +571,15 @@ pub async fn workflow(state: web::Data<AppState>, path: web::Path<String>) -> Pa
                 )
             })
             .collect(),
-        stamp_hash: str_of(&stamp_out["file_hash"]),
+        stamp: str_of(&stamp_out["file_hash"]).map(|h| {
+            let href = links::dashboard::stamps_by_hash(&h);
+            (h, href)
+        }),
         stamp_id: str_of(&stamp_out["stamp_id"]),
         // From just before the workflow started, so an old workflow's trace is not empty.
-        trace_href: format!(
-            "/dashboard/traces/session/{}?since={}",
-            wf.id.0,
-            urlencode(&(wf.created_at.0 - chrono::Duration::minutes(1)).to_rfc3339())
+        trace_href: links::dashboard::session_trace_since(
+            &wf.id.0.to_string(),
+            wf.created_at.0 - chrono::Duration::minutes(1),
         ),
         input: view::pretty(&redact_input(&wf.input.0)),
         result: wf
@@ -620,8 +633,8 @@ pub async fn namespaces(state: web::Data<AppState>) -> Page {
         rows: rows
             .iter()
             .map(|r| NamespaceLine {
-                anchor: format!("ns-{}", urlencode(&r.namespace)),
-                events_href: format!("/dashboard/events?namespace={}", urlencode(&r.namespace)),
+                anchor: links::dashboard::namespace_anchor(&r.namespace),
+                events_href: links::dashboard::events_by("namespace", &r.namespace),
                 namespace: r.namespace.clone(),
                 total_stamps: r.total_stamps,
                 total_bytes: r.total_bytes,
@@ -687,7 +700,14 @@ async fn dlq_page(
     render(&DlqPage {
         topics: counts
             .iter()
-            .map(|t| (t.topic.clone(), dlq_href(&t.topic), t.in_window, t.total))
+            .map(|t| {
+                (
+                    t.topic.clone(),
+                    links::dashboard::dlq_topic(&t.topic),
+                    t.in_window,
+                    t.total,
+                )
+            })
             .collect(),
         alerts: alerts
             .iter()
@@ -731,9 +751,8 @@ async fn dlq_page(
 }
 
 pub async fn dlq(state: web::Data<AppState>, req: HttpRequest) -> Page {
-    let q = parse_query(&req)?;
-    let topic = q.get("topic").map(|s| s.trim()).filter(|s| !s.is_empty());
-    dlq_page(&state, topic, None).await
+    let topic = Query::parse(&req)?.text("topic");
+    dlq_page(&state, topic.as_deref(), None).await
 }
 
 /// The redrive form: checked `id`s, or every pending record of `topic`; `dry_run=on` only counts.
@@ -852,8 +871,8 @@ fn stamp_lines(rows: &[stamps::StampRow]) -> Vec<StampLine> {
 }
 
 pub async fn stamps(state: web::Data<AppState>, req: HttpRequest) -> Page {
-    let q = parse_query(&req)?;
-    let raw = q.get("hash").map(|s| s.trim()).unwrap_or("");
+    let q = Query::parse(&req)?;
+    let raw = q.raw("hash").map(str::trim).unwrap_or("");
     let (looked_up, rows) = if raw.is_empty() {
         (false, Vec::new())
     } else {
@@ -899,7 +918,7 @@ pub async fn stamps_validate(
                 &form.content,
                 None,
                 &namespace,
-                &crate::http::context::RequestCtx::trace(),
+                &crate::web::context::RequestCtx::trace(),
             )
             .await
             .map_err(ApiError::from),

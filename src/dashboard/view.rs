@@ -6,6 +6,7 @@ use serde_json::Value;
 
 use crate::store::event_logs::EventLogRow;
 use crate::tracer::query::{self, TraceMetrics};
+use crate::web::links;
 
 /// One bar of a horizontal bar chart; `width` is in SVG user units (0..=1000).
 #[derive(Debug, Clone, PartialEq)]
@@ -87,6 +88,9 @@ pub fn status_class(status: &str) -> &'static str {
 #[derive(Debug, Clone)]
 pub struct EventView {
     pub event_id: String,
+    /// The event's page and its JSON resource.
+    pub href: String,
+    pub api_href: String,
     pub time: String,
     pub offset: String,
     pub topic: String,
@@ -114,11 +118,12 @@ pub fn event_view(r: &EventLogRow, start: Option<DateTime<Utc>>, span_ms: f64) -
     let bar_x = ((offset_ms / span) * 1000.0).clamp(0.0, 996.0) as u32;
     let bar_width = (r.processing_time_ms.unwrap_or(0.0) / span * 1000.0)
         .clamp(4.0, (1000 - bar_x) as f64) as u32;
-    let enc = crate::http::tracer::urlencode;
     let session_id = r.session_id.clone().unwrap_or_default();
     let correlation_id = r.correlation_id.clone().unwrap_or_default();
     EventView {
         event_id: r.event_id.0.to_string(),
+        href: links::dashboard::event(r.event_id.0),
+        api_href: links::api::event(r.event_id.0),
         time: ts(r.event_timestamp.0),
         offset: format!("+{}", ms(offset_ms)),
         topic: r.topic.clone(),
@@ -126,9 +131,9 @@ pub fn event_view(r: &EventLogRow, start: Option<DateTime<Utc>>, span_ms: f64) -
         status: r.status.clone(),
         status_class: status_class(&r.status),
         namespace: r.namespace.clone().unwrap_or_default(),
-        session_href: format!("/dashboard/traces/session/{}", enc(&session_id)),
+        session_href: links::dashboard::session_trace(&session_id),
         session_id,
-        correlation_href: format!("/dashboard/traces/correlation/{}", enc(&correlation_id)),
+        correlation_href: links::dashboard::correlation_trace(&correlation_id),
         correlation_id,
         processing: opt_ms(r.processing_time_ms),
         payload: pretty_capped(&r.payload.0, INLINE_PAYLOAD_CHARS),

@@ -10,10 +10,10 @@ use utoipa::ToSchema;
 use super::envelope::{ok, Envelope};
 use super::error::ApiError;
 use super::extract::ValidJson;
-use super::stamping::{int_param, parse_query};
-use super::AppState;
 use crate::stamping::namespace::Namespace;
 use crate::store::reducer::{self as store, BridgeStateRow};
+use crate::web::params::Query;
+use crate::web::AppState;
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct WindowDto {
@@ -119,9 +119,9 @@ async fn many(
     params(("limit" = Option<i64>, Query, description = "1..=1000, default 100"), ("offset" = Option<i64>, Query)),
     responses((status = 200, description = "Aggregates", body = Envelope<AggregateList>)))]
 pub async fn list(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpResponse, ApiError> {
-    let q = parse_query(&req)?;
-    let limit = int_param(&q, "limit", 100, 1, 1000)?;
-    let offset = int_param(&q, "offset", 0, 0, i64::MAX / 2)?;
+    let q = Query::parse(&req)?;
+    let limit = q.int("limit", 100, 1, 1000)?;
+    let offset = q.int("offset", 0, 0, i64::MAX / 2)?;
     many(&state, None, limit, offset).await
 }
 
@@ -185,8 +185,8 @@ pub async fn snapshot(
     state: web::Data<AppState>,
     req: HttpRequest,
 ) -> Result<HttpResponse, ApiError> {
-    let q = parse_query(&req)?;
-    match q.get("namespace") {
+    let q = Query::parse(&req)?;
+    match q.raw("namespace") {
         Some(ns) => one(&state, &parse_namespace(ns, "namespace")?).await,
         None => many(&state, None, 1000, 0).await,
     }

@@ -5,14 +5,15 @@ use actix_web::http::StatusCode;
 use actix_web::{web, HttpResponse};
 use serde_json::{json, Value};
 
-use super::context::RequestCtx;
 use super::envelope::ok;
 use super::error::ApiError;
 use super::extract::ValidJson;
-use super::AppState;
 use crate::codegen::gateway::GatewayError;
 use crate::codegen::schemas::{self, Operation};
 use crate::events::topics::CODEGEN_STATUS_TOPIC;
+use crate::web::context::RequestCtx;
+use crate::web::params::{self, IdParam};
+use crate::web::AppState;
 
 impl From<GatewayError> for ApiError {
     fn from(e: GatewayError) -> Self {
@@ -77,16 +78,7 @@ pub async fn session(
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let id = path.into_inner();
-    let id = uuid::Uuid::parse_str(&id)
-        .map_err(|_| {
-            ApiError::new(
-                StatusCode::BAD_REQUEST,
-                "INVALID_SESSION_ID",
-                Some("session_id"),
-                "session_id must be a UUID",
-            )
-        })?
-        .to_string();
+    let id = params::uuid(&id, IdParam::SessionId)?.to_string();
     let rows = crate::store::event_logs::session_events(&state.db, &id, CODEGEN_STATUS_TOPIC, 1000)
         .await?;
     let Some(last) = rows.last() else {

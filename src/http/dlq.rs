@@ -11,10 +11,10 @@ use uuid::Uuid;
 use super::envelope::{ok, Envelope};
 use super::error::ApiError;
 use super::extract::ValidJson;
-use super::stamping::{int_param, parse_query};
-use super::AppState;
 use crate::dlq::DlqError;
 use crate::store::dlq::{DlqAlertRow, DlqRecordRow};
+use crate::web::params::Query;
+use crate::web::AppState;
 
 impl From<DlqError> for ApiError {
     fn from(e: DlqError) -> Self {
@@ -168,13 +168,10 @@ pub async fn messages(
     state: web::Data<AppState>,
     req: HttpRequest,
 ) -> Result<HttpResponse, ApiError> {
-    let q = parse_query(&req)?;
-    let limit = int_param(&q, "limit", 50, 1, 1000)?;
-    let offset = int_param(&q, "offset", 0, 0, i64::MAX / 2)?;
-    let (rows, total) = state
-        .dlq
-        .messages(q.get("topic").map(String::as_str), limit, offset)
-        .await?;
+    let q = Query::parse(&req)?;
+    let limit = q.int("limit", 50, 1, 1000)?;
+    let offset = q.int("offset", 0, 0, i64::MAX / 2)?;
+    let (rows, total) = state.dlq.messages(q.raw("topic"), limit, offset).await?;
     Ok(ok(DlqMessages {
         total,
         limit,

@@ -7,7 +7,7 @@ use serde::Serialize;
 use serde_json::{json, Value};
 use utoipa::ToSchema;
 
-use super::context::RequestCtx;
+use crate::web::context::RequestCtx;
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ErrorDetail {

@@ -1,76 +1,18 @@
-//! The one place where errors become HTTP responses.
-//!
-//! Policy: a caller's mistake is a 4xx naming the field (`VALIDATION_ERROR` 422 for malformed JSON,
-//! wrong types or out-of-range parameters; the codes of SPEC §1.3 for the rest). The database being
-//! unreachable is `DATABASE_UNAVAILABLE` 503, never a 500. A 500 means a bug: its detail goes to the
-//! log with the correlation id, the body says only that it happened.
+//! How the JSON API renders an error: the unified envelope with the status, code and field that
+//! `crate::web::error` (the one mapping) gave it, and `Retry-After` on a 503.
 
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, ResponseError};
 
 use super::envelope::{respond, EnvelopeStatus, ErrorDetail};
-use crate::stamping::StampingError;
-use crate::store::StoreError;
+pub use crate::web::error::ApiError;
 
-#[derive(Debug, Clone)]
-pub struct ApiError {
-    pub status: StatusCode,
-    pub code: &'static str,
-    pub field: Option<String>,
-    pub message: String,
-}
-
-impl ApiError {
-    pub fn new(
-        status: StatusCode,
-        code: &'static str,
-        field: Option<&str>,
-        message: impl Into<String>,
-    ) -> Self {
-        ApiError {
-            status,
-            code,
-            field: field.map(str::to_owned),
-            message: message.into(),
-        }
-    }
-
-    pub fn validation(field: impl Into<String>, message: impl Into<String>) -> Self {
-        ApiError {
-            status: StatusCode::UNPROCESSABLE_ENTITY,
-            code: "VALIDATION_ERROR",
-            field: Some(field.into()),
-            message: message.into(),
-        }
-    }
-
-    pub fn too_large(field: Option<&str>, message: impl Into<String>) -> Self {
-        ApiError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "PAYLOAD_TOO_LARGE",
-            field,
-            message,
-        )
-    }
-
-    pub fn detail(&self) -> ErrorDetail {
-        ErrorDetail {
-            code: self.code.to_owned(),
-            field: self.field.clone(),
-            message: self.message.clone(),
-        }
-    }
-}
-
-impl std::fmt::Display for ApiError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "{} ({}): {}",
-            self.code,
-            self.status.as_u16(),
-            self.message
-        )
+/// The envelope's error entry for `e`.
+pub fn detail(e: &ApiError) -> ErrorDetail {
+    ErrorDetail {
+        code: e.code.to_owned(),
+        field: e.field.clone(),
+        message: e.message.clone(),
     }
 }
 
@@ -84,7 +26,7 @@ impl ResponseError for ApiError {
             self.status,
             EnvelopeStatus::Error,
             None,
-            Some(vec![self.detail()]),
+            Some(vec![detail(self)]),
             Some(self.message.clone()),
         );
         if self.status == StatusCode::SERVICE_UNAVAILABLE {
@@ -94,65 +36,5 @@ impl ResponseError for ApiError {
             );
         }
         res
-    }
-}
-
-impl From<StoreError> for ApiError {
-    fn from(e: StoreError) -> Self {
-        if e.is_connectivity() {
-            tracing::warn!(error = %e, "database unavailable");
-            ApiError::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "DATABASE_UNAVAILABLE",
-                None,
-                "the database is unavailable; retry shortly",
-            )
-        } else {
-            tracing::error!(error = %e, "database error");
-            ApiError::new(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "INTERNAL_ERROR",
-                None,
-                "internal error; see the service log for this correlation id",
-            )
-        }
-    }
-}
-
-impl From<StampingError> for ApiError {
-    fn from(e: StampingError) -> Self {
-        match e {
-            StampingError::Namespace { ref field, .. } => ApiError::new(
-                StatusCode::BAD_REQUEST,
-                "NAMESPACE_INVALID",
-                Some(field),
-                e.to_string(),
-            ),
-            StampingError::TooLarge { ref field, .. } => {
-                ApiError::too_large(Some(field), e.to_string())
-            }
-            StampingError::InvalidField { ref field, .. } => {
-                ApiError::validation(field.clone(), e.to_string())
-            }
-            StampingError::EmptyBatch => ApiError::new(
-                StatusCode::BAD_REQUEST,
-                "EMPTY_BATCH_REQUEST",
-                Some("items"),
-                e.to_string(),
-            ),
-            StampingError::BatchTooLarge { .. } => ApiError::new(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "BATCH_TOO_LARGE",
-                Some("items"),
-                e.to_string(),
-            ),
-            StampingError::Store(s) => s.into(),
-            StampingError::ShuttingDown => ApiError::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "SERVICE_UNAVAILABLE",
-                None,
-                "the service is shutting down",
-            ),
-        }
     }
 }

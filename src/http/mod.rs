@@ -1,9 +1,12 @@
-//! The HTTP edge (actix-web): routes, the correlation middleware, unified envelopes and errors. Thin:
-//! handlers translate wire types to service calls and back.
+//! The JSON API (actix-web): routes, unified envelopes, wire DTOs, the OpenAPI document. Thin:
+//! handlers read parameters (`crate::web::params`), call a service, and shape the wire response;
+//! errors are classified in `crate::web::error` and rendered as envelopes here (`error.rs`).
+//!
+//! Boundary: a sibling of `crate::dashboard` over the same services; neither imports the other.
+//! `crate::app` mounts both.
 
 pub mod aggregations;
 pub mod codegen;
-pub mod context;
 pub mod dlq;
 pub mod dto;
 pub mod envelope;
@@ -14,57 +17,15 @@ pub mod system;
 pub mod tracer;
 pub mod workflows;
 
-use std::sync::Arc;
-use std::time::Instant;
-
 use actix_web::http::StatusCode;
-use actix_web::{middleware, web, HttpRequest, HttpResponse};
+use actix_web::{web, HttpRequest, HttpResponse};
 use utoipa::OpenApi;
 
 use crate::config::Settings;
-use crate::events::bus::EventBus;
-use crate::stamping::StampingService;
-use crate::store::Db;
 use error::ApiError;
 
-pub struct AppState {
-    pub settings: Arc<Settings>,
-    pub db: Db,
-    pub stamping: StampingService,
-    pub bus: EventBus,
-    /// The Kafka producer (production profile), for health checks.
-    pub kafka: Option<crate::kafka::producer::KafkaPublisher>,
-    pub dlq: crate::dlq::DlqMonitor,
-    pub codegen: crate::codegen::gateway::CodegenGateway,
-    /// The OnexTree client, when `intelligence.onextree_url` is set.
-    pub intelligence: Option<Arc<crate::intelligence::OnexTreeClient>>,
-    pub workflows: crate::workflow::engine::WorkflowEngine,
-    /// Live events for the SSE tail and the dashboard.
-    pub live: crate::tracer::live::LiveFeed,
-    /// Cancelled when the server begins to stop: long-lived responses (SSE) end then.
-    pub closing: tokio_util::sync::CancellationToken,
-    pub started: Instant,
-}
-
-impl AppState {
-    pub fn profile(&self) -> &'static str {
-        match (self.db.backend(), self.settings.kafka.brokers.is_empty()) {
-            (crate::store::Backend::Sqlite, true) => "embedded",
-            (crate::store::Backend::Postgres, false) => "production",
-            _ => "mixed",
-        }
-    }
-
-    pub fn event_bus_kind(&self) -> &'static str {
-        if self.settings.kafka.brokers.is_empty() {
-            "in_process"
-        } else {
-            "kafka"
-        }
-    }
-}
-
-async fn not_found(req: HttpRequest) -> Result<HttpResponse, ApiError> {
+/// The answer for a path no route matches (the whole service's default).
+pub async fn not_found(req: HttpRequest) -> Result<HttpResponse, ApiError> {
     Err(ApiError::new(
         StatusCode::NOT_FOUND,
         "NOT_FOUND",
@@ -73,7 +34,7 @@ async fn not_found(req: HttpRequest) -> Result<HttpResponse, ApiError> {
     ))
 }
 
-async fn method_not_allowed(req: HttpRequest) -> Result<HttpResponse, ApiError> {
+pub async fn method_not_allowed(req: HttpRequest) -> Result<HttpResponse, ApiError> {
     Err(ApiError::new(
         StatusCode::METHOD_NOT_ALLOWED,
         "METHOD_NOT_ALLOWED",
@@ -92,24 +53,16 @@ fn resource(path: &str, route: actix_web::Route) -> actix_web::Resource {
         .default_service(web::to(method_not_allowed))
 }
 
-/// Every route of the service.
-pub fn configure(cfg: &mut web::ServiceConfig, state: web::Data<AppState>) {
-    let s = &state.settings.stamping;
+/// Every route of the JSON API (and the service info, health, metrics and OpenAPI routes).
+pub fn configure(cfg: &mut web::ServiceConfig, settings: &Settings) {
+    let s = &settings.stamping;
     // JSON bodies carry `content` escaped; allow for escaping overhead, then check the decoded size.
     let json_limit = extract::JsonLimit(
         s.max_content_bytes
             .saturating_mul(2)
             .saturating_add(1 << 20),
     );
-    // Dashboard forms carry content pasted into a text box: a urlencoded form escapes most bytes as
-    // %XX, so allow three times the content limit, but no more than 16 MiB (use the API for more).
-    let form_limit = s
-        .max_content_bytes
-        .saturating_mul(3)
-        .saturating_add(64 * 1024)
-        .min(16 << 20);
-    cfg.app_data(state.clone())
-        .app_data(json_limit)
+    cfg.app_data(json_limit)
         .service(resource("/", web::get().to(system::root)))
         .service(resource("/health", web::get().to(system::live)))
         .service(resource(
@@ -223,25 +176,5 @@ pub fn configure(cfg: &mut web::ServiceConfig, state: web::Data<AppState>) {
             "/api/v1/traces/correlation/{correlation_id}",
             web::get().to(tracer::correlation),
         ))
-        .service(resource("/api/v1/search", web::get().to(tracer::search)))
-        .configure(move |c| crate::dashboard::configure(c, form_limit))
-        .default_service(web::to(not_found));
-}
-
-/// Build the actix `App` for `state` (used by the server and by tests).
-pub fn app(
-    state: web::Data<AppState>,
-) -> actix_web::App<
-    impl actix_web::dev::ServiceFactory<
-        actix_web::dev::ServiceRequest,
-        Config = (),
-        Response = actix_web::dev::ServiceResponse<impl actix_web::body::MessageBody>,
-        Error = actix_web::Error,
-        InitError = (),
-    >,
-> {
-    actix_web::App::new()
-        .wrap(middleware::from_fn(context::correlation))
-        .wrap(middleware::Compress::default())
-        .configure(move |cfg| configure(cfg, state))
+        .service(resource("/api/v1/search", web::get().to(tracer::search)));
 }

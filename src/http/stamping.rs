@@ -8,15 +8,16 @@ use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 use futures_util::{Stream, StreamExt};
 
-use super::context::RequestCtx;
 use super::dto::*;
 use super::envelope::{ok, respond, Envelope, EnvelopeStatus};
 use super::error::ApiError;
 use super::extract::{declared_length, ValidJson};
-use super::AppState;
 use crate::stamping::core::is_hash_format;
 use crate::stamping::protocol::{check_compliance, PROTOCOL};
 use crate::stamping::{BatchItem, StampCommand, StampOutcome};
+use crate::web::context::RequestCtx;
+use crate::web::params::Query;
+use crate::web::AppState;
 
 fn stamp_response(outcome: StampOutcome, namespace: String) -> StampResponse {
     let hash_ms = outcome.hash_time.as_secs_f64() * 1000.0;
@@ -270,8 +271,8 @@ pub async fn get_stamp(
             "file_hash must be 64 lowercase hex characters",
         ));
     }
-    let query = parse_query(&req)?;
-    let namespace = match query.get("namespace") {
+    let query = Query::parse(&req)?;
+    let namespace = match query.raw("namespace") {
         Some(ns) => Some(state.stamping.namespace(Some(ns), "namespace")?),
         None => None,
     };
@@ -292,35 +293,6 @@ pub async fn get_stamp(
             ),
         }),
     }
-}
-
-pub(crate) fn parse_query(
-    req: &HttpRequest,
-) -> Result<std::collections::HashMap<String, String>, ApiError> {
-    serde_urlencoded::from_str(req.query_string())
-        .map_err(|e| ApiError::validation("query", format!("malformed query string: {e}")))
-}
-
-pub(crate) fn int_param(
-    query: &std::collections::HashMap<String, String>,
-    name: &str,
-    default: i64,
-    min: i64,
-    max: i64,
-) -> Result<i64, ApiError> {
-    let Some(raw) = query.get(name) else {
-        return Ok(default);
-    };
-    let value: i64 = raw.parse().map_err(|_| {
-        ApiError::validation(name, format!("{name} must be an integer, got {raw:?}"))
-    })?;
-    if value < min || value > max {
-        return Err(ApiError::validation(
-            name,
-            format!("{name} must be between {min} and {max}"),
-        ));
-    }
-    Ok(value)
 }
 
 /// A namespace's stamps, newest first.
@@ -345,9 +317,9 @@ pub async fn list_namespace(
     let namespace = state
         .stamping
         .namespace(Some(&path.into_inner()), "namespace")?;
-    let query = parse_query(&req)?;
-    let limit = int_param(&query, "limit", 50, 1, 1000)?;
-    let offset = int_param(&query, "offset", 0, 0, i64::MAX / 2)?;
+    let query = Query::parse(&req)?;
+    let limit = query.int("limit", 50, 1, 1000)?;
+    let offset = query.int("offset", 0, 0, i64::MAX / 2)?;
     let (records, total) = state.stamping.list(&namespace, limit, offset).await?;
     let returned = records.len() as i64;
     Ok(ok(NamespaceListing {
@@ -508,7 +480,7 @@ fn failed_item(id: String, err: ApiError) -> BatchItemResult {
         stamped_content: None,
         created: None,
         created_at: None,
-        error: Some(err.detail()),
+        error: Some(super::error::detail(&err)),
     }
 }
 

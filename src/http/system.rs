@@ -9,8 +9,9 @@ use serde_json::{json, Value};
 use utoipa::OpenApi;
 
 use super::envelope::{ok, respond, EnvelopeStatus};
-use super::AppState;
 use crate::store::breaker::BreakerState;
+use crate::web::health;
+use crate::web::AppState;
 
 pub async fn root(state: web::Data<AppState>) -> HttpResponse {
     ok(json!({
@@ -34,130 +35,19 @@ pub async fn live() -> HttpResponse {
     ok(json!({"status": "alive"}))
 }
 
-async fn database_health(state: &AppState) -> (bool, Value) {
-    let started = std::time::Instant::now();
-    let ping = state.db.ping().await;
-    let pool = state.db.pool_stats();
-    let breaker = state.db.breaker();
-    let up = ping.is_ok();
-    let mut v = json!({
-        "status": if up { "healthy" } else { "unhealthy" },
-        "backend": state.db.backend().as_str(),
-        "latency_ms": started.elapsed().as_secs_f64() * 1000.0,
-        "pool": {
-            "max_size": pool.max_size,
-            "size": pool.size,
-            "available": pool.available,
-            "in_use": pool.in_use(),
-            "waiting": pool.waiting,
-            "saturation": pool.saturation(),
-        },
-        "circuit_breaker": {
-            "state": breaker.state().as_str(),
-            "consecutive_failures": breaker.consecutive_failures(),
-            "opened_total": breaker.opened_total(),
-        },
-    });
-    if let Err(e) = ping {
-        v["error"] = json!(e.to_string());
-    }
-    (up, v)
-}
-
-/// The event path is healthy while committed events leave the outbox promptly.
-async fn event_bus_health(state: &AppState) -> Value {
-    let broker = match &state.kafka {
-        None => None,
-        Some(p) => Some(p.broker_reachable(Duration::from_millis(1000)).await),
-    };
-    let mut v = match outbox_backlog(state).await {
-        Some((unsent, age)) => {
-            let stuck = age.is_some_and(|a| a > 30.0);
-            json!({
-                "status": if stuck { "degraded" } else { "healthy" },
-                "kind": state.event_bus_kind(),
-                "outbox_unsent": unsent,
-                "oldest_unsent_age_seconds": age,
-            })
-        }
-        None => {
-            json!({"status": "unknown", "kind": state.event_bus_kind(), "error": "outbox not readable"})
-        }
-    };
-    match broker {
-        Some(Ok(brokers)) => v["brokers"] = json!(brokers),
-        Some(Err(e)) => {
-            // Events wait in the outbox (nothing is lost), but nothing reaches Kafka.
-            v["status"] = json!("degraded");
-            v["error"] = json!(format!("kafka unreachable: {e}"));
-        }
-        None => {}
-    }
-    v
-}
-
-/// Unpublished outbox events and the age of the oldest, in seconds (None if the store did not answer
-/// within 500 ms).
-async fn outbox_backlog(state: &AppState) -> Option<(i64, Option<f64>)> {
-    let (unsent, oldest) = tokio::time::timeout(
-        Duration::from_millis(500),
-        crate::store::outbox::backlog(&state.db),
-    )
-    .await
-    .ok()?
-    .ok()?;
-    let age = oldest.map(|t| (chrono::Utc::now() - t).num_milliseconds() as f64 / 1000.0);
-    Some((unsent, age))
-}
-
 /// Component health: stamping engine, database, event bus, intelligence client.
 pub async fn health(state: web::Data<AppState>) -> HttpResponse {
-    ok(health_report(&state).await)
-}
-
-/// The health document (also shown by the dashboard's overview).
-pub(crate) async fn health_report(state: &AppState) -> Value {
-    let (db_up, database) = database_health(state).await;
-    let event_bus = event_bus_health(state).await;
-    let intelligence = match &state.intelligence {
-        None => json!({"status": "disabled"}),
-        Some(client) => {
-            let mut v = client.status();
-            // An open breaker means workflows get the degraded fallback, not an outage.
-            v["status"] = json!(if v["circuit_breaker"] == "closed" {
-                "healthy"
-            } else {
-                "degraded"
-            });
-            v
-        }
-    };
-    let overall = if db_up {
-        if state.db.breaker().state() == BreakerState::Closed && event_bus["status"] == "healthy" {
-            "healthy"
-        } else {
-            "degraded"
-        }
-    } else {
-        "unhealthy"
-    };
-    json!({
-        "status": overall,
-        "version": env!("CARGO_PKG_VERSION"),
-        "uptime_seconds": state.started.elapsed().as_secs_f64(),
-        "components": {
-            "stamping_engine": {"status": "healthy", "hash_algorithm": "BLAKE3"},
-            "database": database,
-            "event_bus": event_bus,
-            "intelligence_client": intelligence,
-        }
-    })
+    ok(health::report(&state).await)
 }
 
 /// Readiness: 503 while the database is unreachable.
 pub async fn ready(state: web::Data<AppState>) -> HttpResponse {
-    let (db_up, database) = database_health(&state).await;
-    let data = json!({"ready": db_up, "database": database});
+    let database = health::database(&state).await;
+    let db_up = database.status == health::HealthStatus::Healthy;
+    let data = health::Readiness {
+        ready: db_up,
+        database,
+    };
     if db_up {
         ok(data)
     } else {
@@ -189,7 +79,6 @@ fn percentiles_json(p: crate::telemetry::Percentiles) -> Value {
 /// JSON operational statistics.
 pub async fn metrics_json(state: web::Data<AppState>) -> HttpResponse {
     let stats = state.stamping.stats();
-    let pool = state.db.pool_stats();
     let total_stamps = tokio::time::timeout(
         Duration::from_millis(500),
         crate::store::stamps::count_all(&state.db),
@@ -197,7 +86,7 @@ pub async fn metrics_json(state: web::Data<AppState>) -> HttpResponse {
     .await
     .ok()
     .and_then(|r| r.ok());
-    let outbox = outbox_backlog(&state).await;
+    let outbox = health::outbox_backlog(&state).await;
     let commits = stats.commits.load(Relaxed);
     let rows = stats.committed_rows.load(Relaxed);
     ok(json!({
@@ -219,14 +108,7 @@ pub async fn metrics_json(state: web::Data<AppState>) -> HttpResponse {
         },
         "database": {
             "backend": state.db.backend().as_str(),
-            "pool": {
-                "max_size": pool.max_size,
-                "size": pool.size,
-                "available": pool.available,
-                "in_use": pool.in_use(),
-                "waiting": pool.waiting,
-                "saturation": pool.saturation(),
-            },
+            "pool": health::pool(&state),
             "circuit_breaker": state.db.breaker().state().as_str(),
         },
         "outbox": outbox.map(|(unsent, age)| json!({
@@ -250,7 +132,7 @@ pub async fn metrics_prometheus(state: web::Data<AppState>) -> HttpResponse {
         1.0
     });
     metrics::gauge!("process_uptime_seconds").set(state.started.elapsed().as_secs_f64());
-    if let Some((unsent, age)) = outbox_backlog(&state).await {
+    if let Some((unsent, age)) = health::outbox_backlog(&state).await {
         metrics::gauge!("outbox_unsent_events").set(unsent as f64);
         metrics::gauge!("outbox_oldest_unsent_age_seconds").set(age.unwrap_or(0.0));
     }

@@ -13,9 +13,10 @@ use super::dto::StampTypeDto;
 use super::envelope::{ok, respond, EnvelopeStatus};
 use super::error::ApiError;
 use super::extract::ValidJson;
-use super::stamping::{int_param, parse_query};
-use super::AppState;
 use crate::store::workflows::{StepRow, TransitionRow, WorkflowRow};
+use crate::web::error::workflow_not_found;
+use crate::web::params::{self, IdParam, Query};
+use crate::web::AppState;
 use crate::workflow::engine::{WorkflowError, WorkflowInput};
 
 impl From<WorkflowError> for ApiError {
@@ -135,34 +136,10 @@ fn detail(wf: &WorkflowRow, steps: &[StepRow], transitions: &[TransitionRow]) ->
     })
 }
 
-pub(crate) fn not_found(id: uuid::Uuid) -> ApiError {
-    ApiError::new(
-        StatusCode::NOT_FOUND,
-        "WORKFLOW_NOT_FOUND",
-        Some("workflow_id"),
-        format!("no workflow {id}"),
-    )
-}
-
 async fn load(state: &AppState, id: uuid::Uuid) -> Result<Value, ApiError> {
     match crate::store::workflows::get(&state.db, id).await? {
         Some((wf, steps, transitions)) => Ok(detail(&wf, &steps, &transitions)),
-        None => Err(not_found(id)),
-    }
-}
-
-/// The optional `state` filter of a workflow listing.
-pub(crate) fn state_param(
-    q: &std::collections::HashMap<String, String>,
-) -> Result<Option<&str>, ApiError> {
-    match q.get("state").map(|s| s.trim()).filter(|s| !s.is_empty()) {
-        Some(s) if !["pending", "processing", "completed", "failed"].contains(&s) => {
-            Err(ApiError::validation(
-                "state",
-                "state must be pending, processing, completed or failed",
-            ))
-        }
-        st => Ok(st),
+        None => Err(workflow_not_found(id)),
     }
 }
 
@@ -214,17 +191,7 @@ pub async fn submit(
     req: HttpRequest,
     body: ValidJson<WorkflowRequest>,
 ) -> Result<HttpResponse, ApiError> {
-    let q = parse_query(&req)?;
-    let wait = match q.get("wait").map(String::as_str) {
-        None | Some("false") | Some("0") => false,
-        Some("true") | Some("1") => true,
-        Some(other) => {
-            return Err(ApiError::validation(
-                "wait",
-                format!("wait must be true or false, got {other:?}"),
-            ))
-        }
-    };
+    let wait = Query::parse(&req)?.flag("wait")?;
     submit_inner(state, body.0, wait).await
 }
 
@@ -236,17 +203,6 @@ pub async fn submit_compat(
     submit_inner(state, body.0, false).await
 }
 
-pub(crate) fn parse_id(raw: &str) -> Result<uuid::Uuid, ApiError> {
-    uuid::Uuid::parse_str(raw).map_err(|_| {
-        ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "INVALID_WORKFLOW_ID",
-            Some("workflow_id"),
-            "workflow_id must be a UUID",
-        )
-    })
-}
-
 /// A workflow: state, steps, FSM transitions, result (by workflow id or correlation id).
 #[utoipa::path(get, path = "/api/v1/workflows/{workflow_id}", tag = "workflows",
     params(("workflow_id" = String, Path)),
@@ -255,7 +211,7 @@ pub async fn get(
     state: web::Data<AppState>,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let id = parse_id(&path.into_inner())?;
+    let id = params::uuid(&path.into_inner(), IdParam::WorkflowId)?;
     Ok(ok(load(&state, id).await?))
 }
 
@@ -264,21 +220,15 @@ pub async fn get(
     params(("namespace" = Option<String>, Query), ("state" = Option<String>, Query), ("limit" = Option<i64>, Query), ("offset" = Option<i64>, Query)),
     responses((status = 200, description = "Workflows")))]
 pub async fn list(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpResponse, ApiError> {
-    let q = parse_query(&req)?;
-    let limit = int_param(&q, "limit", 50, 1, 1000)?;
-    let offset = int_param(&q, "offset", 0, 0, i64::MAX / 2)?;
-    if let Some(ns) = q.get("namespace") {
+    let q = Query::parse(&req)?;
+    let limit = q.int("limit", 50, 1, 1000)?;
+    let offset = q.int("offset", 0, 0, i64::MAX / 2)?;
+    if let Some(ns) = q.raw("namespace") {
         state.stamping.namespace(Some(ns), "namespace")?;
     }
-    let st = state_param(&q)?;
-    let (rows, total) = crate::store::workflows::list(
-        &state.db,
-        q.get("namespace").map(String::as_str),
-        st,
-        limit,
-        offset,
-    )
-    .await?;
+    let st = q.workflow_state()?;
+    let (rows, total) =
+        crate::store::workflows::list(&state.db, q.raw("namespace"), st, limit, offset).await?;
     Ok(ok(json!({
         "total": total, "limit": limit, "offset": offset,
         "workflows": rows.iter().map(|w| json!({

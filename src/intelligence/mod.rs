@@ -91,6 +91,24 @@ enum CallError {
     Body(String),
 }
 
+/// The client's state: breaker and cache.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ClientStatus {
+    pub url: String,
+    /// `closed` | `open` | `half_open`
+    pub circuit_breaker: &'static str,
+    /// `None` if the cache could not be read.
+    pub cache: Option<CacheStats>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CacheStats {
+    pub entries: usize,
+    pub hits: u64,
+    pub misses: u64,
+    pub evictions: u64,
+}
+
 pub struct OnexTreeClient {
     config: ClientConfig,
     http: reqwest::Client,
@@ -111,20 +129,34 @@ impl OnexTreeClient {
         }
     }
 
-    /// Breaker state and cache statistics (health and metrics).
-    pub fn status(&self) -> Value {
+    /// Breaker state and cache statistics (shown by `/health`).
+    pub fn status_report(&self) -> ClientStatus {
         let now = Instant::now();
-        let breaker = self
+        let circuit_breaker = self
             .breaker
             .lock()
             .map(|b| b.state_name(now))
             .unwrap_or("unknown");
-        let cache = self
-            .cache
-            .lock()
-            .map(|c| json!({"entries": c.len(), "hits": c.hits, "misses": c.misses, "evictions": c.evictions}))
-            .unwrap_or(Value::Null);
-        json!({"url": self.config.base_url, "circuit_breaker": breaker, "cache": cache})
+        let cache = self.cache.lock().ok().map(|c| CacheStats {
+            entries: c.len(),
+            hits: c.hits,
+            misses: c.misses,
+            evictions: c.evictions,
+        });
+        ClientStatus {
+            url: self.config.base_url.clone(),
+            circuit_breaker,
+            cache,
+        }
+    }
+
+    /// `status_report` as JSON, the shape `/health` shows under `intelligence_client`.
+    pub fn status(&self) -> Value {
+        let r = self.status_report();
+        let cache = r.cache.map_or(Value::Null, |c| {
+            json!({"entries": c.entries, "hits": c.hits, "misses": c.misses, "evictions": c.evictions})
+        });
+        json!({"url": r.url, "circuit_breaker": r.circuit_breaker, "cache": cache})
     }
 
     pub async fn intelligence(

@@ -70,3 +70,28 @@ pub async fn forward_bus(bus: EventBus, feed: LiveFeed, shutdown: CancellationTo
         }
     }
 }
+
+/// Which live events a tail wants (`None` = any).
+#[derive(Debug, Clone, Default)]
+pub struct LiveFilter {
+    pub topic: Option<String>,
+    pub event_type: Option<String>,
+    pub status: Option<String>,
+    pub namespace: Option<String>,
+    pub session_id: Option<String>,
+    pub correlation_id: Option<String>,
+}
+
+impl LiveFilter {
+    pub fn matches(&self, r: &EventLogRow) -> bool {
+        let eq = |want: &Option<String>, have: Option<&str>| {
+            want.as_deref().is_none_or(|w| have == Some(w))
+        };
+        eq(&self.topic, Some(&r.topic))
+            && eq(&self.event_type, Some(&r.event_type))
+            && eq(&self.status, Some(&r.status))
+            && eq(&self.namespace, r.namespace.as_deref())
+            && eq(&self.session_id, r.session_id.as_deref())
+            && eq(&self.correlation_id, r.correlation_id.as_deref())
+    }
+}

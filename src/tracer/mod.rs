@@ -7,6 +7,7 @@ pub mod live;
 pub mod query;
 pub mod recorder;
 pub mod search;
+pub mod service;
 
 use chrono::{DateTime, Utc};
 use serde_json::Value;

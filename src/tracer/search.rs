@@ -41,6 +41,30 @@ impl Hit {
             Hit::Correlation { .. } => "correlation",
         }
     }
+
+    /// The id that matched.
+    pub fn id(&self) -> String {
+        match self {
+            Hit::Workflow { id, .. } | Hit::Stamp { id, .. } | Hit::Event { id, .. } => {
+                id.to_string()
+            }
+            Hit::Session { id } | Hit::Correlation { id } => id.clone(),
+        }
+    }
+
+    /// What else is known about the match, in words.
+    pub fn detail(&self) -> Option<String> {
+        match self {
+            Hit::Workflow { state, .. } => Some(format!("state {state}")),
+            Hit::Stamp {
+                namespace,
+                file_hash,
+                ..
+            } => Some(format!("namespace {namespace}, hash {file_hash}")),
+            Hit::Event { topic, .. } => Some(format!("topic {topic}")),
+            Hit::Session { .. } | Hit::Correlation { .. } => None,
+        }
+    }
 }
 
 /// A BLAKE3 file hash as stored (64 lowercase hex digits), accepting upper case and a `blake3:` prefix.
