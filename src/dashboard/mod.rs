@@ -18,7 +18,7 @@ use actix_web::{web, HttpResponse, ResponseError};
 use askama::Template;
 
 use crate::config::Settings;
-use crate::web::error::ApiError;
+use crate::web::error::{ApiError, ErrorCode};
 
 pub const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
      connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
@@ -96,8 +96,7 @@ async fn asset(name: web::Path<String>) -> Result<HttpResponse, DashError> {
     let name = name.into_inner();
     let (_, content_type, bytes) = ASSETS.iter().find(|(n, _, _)| *n == name).ok_or_else(|| {
         DashError(ApiError::new(
-            StatusCode::NOT_FOUND,
-            "NOT_FOUND",
+            ErrorCode::NotFound,
             None,
             format!("no dashboard asset {name:?}"),
         ))
@@ -116,8 +115,7 @@ async fn asset(name: web::Path<String>) -> Result<HttpResponse, DashError> {
 pub fn same_origin(req: &actix_web::HttpRequest) -> Result<(), DashError> {
     let refuse = || {
         DashError(ApiError::new(
-            StatusCode::FORBIDDEN,
-            "CROSS_SITE_REQUEST",
+            ErrorCode::CrossSiteRequest,
             None,
             "dashboard forms accept requests from the dashboard itself only",
         ))
@@ -161,8 +159,7 @@ pub fn html(status: StatusCode, body: String) -> HttpResponse {
 pub fn render<T: Template>(page: &T) -> Result<HttpResponse, DashError> {
     let body = page.render().map_err(|e| {
         DashError(ApiError::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "INTERNAL_ERROR",
+            ErrorCode::InternalError,
             None,
             format!("rendering failed: {e}"),
         ))
@@ -196,26 +193,27 @@ impl std::fmt::Display for DashError {
 
 impl ResponseError for DashError {
     fn status_code(&self) -> StatusCode {
-        self.0.status
+        self.0.status()
     }
 
     fn error_response(&self) -> HttpResponse {
-        if self.0.status.is_server_error() {
-            tracing::error!(code = self.0.code, error = %self.0.message, "dashboard page failed");
+        let status = self.0.status();
+        if status.is_server_error() {
+            tracing::error!(code = self.0.code.as_str(), error = %self.0.message, "dashboard page failed");
         }
-        let message = if self.0.status == StatusCode::INTERNAL_SERVER_ERROR {
+        let message = if status == StatusCode::INTERNAL_SERVER_ERROR {
             "internal error (see the service log)"
         } else {
             &self.0.message
         };
         let page = ErrorPage {
-            status: self.0.status.as_u16(),
-            code: self.0.code,
+            status: status.as_u16(),
+            code: self.0.code.as_str(),
             message,
         };
         let body = page
             .render()
             .unwrap_or_else(|_| "dashboard error".to_owned());
-        html(self.0.status, body)
+        html(status, body)
     }
 }

@@ -1,6 +1,6 @@
 //! Page handlers: load through the services and stores, build a view model, render a template.
 
-use actix_web::http::{header, StatusCode};
+use actix_web::http::header;
 use actix_web::{web, HttpRequest, HttpResponse};
 use askama::Template;
 use chrono::Utc;
@@ -13,7 +13,7 @@ use crate::store::event_logs::{self, TraceKey};
 use crate::store::{reducer, stamps, workflows};
 use crate::tracer::search;
 use crate::tracer::service as tracer;
-use crate::web::error::{workflow_not_found, ApiError};
+use crate::web::error::{workflow_not_found, ApiError, ErrorCode};
 use crate::web::health;
 use crate::web::links;
 use crate::web::params::{self, IdParam, Query};
@@ -878,8 +878,7 @@ pub async fn stamps(state: web::Data<AppState>, req: HttpRequest) -> Page {
     } else {
         let hash = search::as_file_hash(raw).ok_or_else(|| {
             ApiError::new(
-                StatusCode::BAD_REQUEST,
-                "INVALID_HASH_FORMAT",
+                ErrorCode::InvalidHashFormat,
                 Some("hash"),
                 "hash must be 64 hex characters (a BLAKE3 file hash)",
             )
@@ -944,7 +943,7 @@ pub async fn stamps_validate(
             }),
             None,
         ),
-        Err(e) if e.status.is_server_error() => return Err(e.into()),
+        Err(e) if e.status().is_server_error() => return Err(e.into()),
         Err(e) => (None, Some(e.message)),
     };
     render(&StampsPage {

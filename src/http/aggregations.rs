@@ -1,17 +1,17 @@
 //! Handlers of the reducer's aggregates: `/api/v1/aggregations[/{namespace}]` and the original's
 //! `POST /aggregation/query` and `GET /state/snapshot?namespace=`.
 
-use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::envelope::{ok, Envelope};
-use super::error::ApiError;
+use super::error::{ApiError, ErrorCode};
 use super::extract::ValidJson;
 use crate::stamping::namespace::Namespace;
 use crate::store::reducer::{self as store, BridgeStateRow};
+use crate::web::error::namespace_invalid;
 use crate::web::params::Query;
 use crate::web::AppState;
 
@@ -74,22 +74,14 @@ pub struct AggregateList {
 }
 
 fn parse_namespace(raw: &str, field: &str) -> Result<Namespace, ApiError> {
-    Namespace::parse(raw).map_err(|e| {
-        ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "NAMESPACE_INVALID",
-            Some(field),
-            e.to_string(),
-        )
-    })
+    Namespace::parse(raw).map_err(|e| namespace_invalid(field, e))
 }
 
 async fn one(state: &AppState, namespace: &Namespace) -> Result<HttpResponse, ApiError> {
     match store::get(&state.db, namespace.as_str()).await? {
         Some((row, types)) => Ok(ok(AggregateDto::from_row(&row, Some(types)))),
         None => Err(ApiError::new(
-            StatusCode::NOT_FOUND,
-            "AGGREGATION_NOT_FOUND",
+            ErrorCode::AggregationNotFound,
             Some("namespace"),
             format!("no aggregate for namespace {namespace} (no stamp events seen yet)"),
         )),

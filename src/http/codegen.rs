@@ -1,44 +1,17 @@
 //! Handlers of the codegen gateway: `POST /api/v1/codegen/{analyze|validate|pattern|mixin}` and
 //! `GET /api/v1/codegen/sessions/{session_id}`.
 
-use actix_web::http::StatusCode;
 use actix_web::{web, HttpResponse};
 use serde_json::{json, Value};
 
 use super::envelope::ok;
-use super::error::ApiError;
+use super::error::{ApiError, ErrorCode};
 use super::extract::ValidJson;
-use crate::codegen::gateway::GatewayError;
 use crate::codegen::schemas::{self, Operation};
 use crate::events::topics::CODEGEN_STATUS_TOPIC;
 use crate::web::context::RequestCtx;
 use crate::web::params::{self, IdParam};
 use crate::web::AppState;
-
-impl From<GatewayError> for ApiError {
-    fn from(e: GatewayError) -> Self {
-        match e {
-            GatewayError::Timeout { .. } => ApiError::new(
-                StatusCode::GATEWAY_TIMEOUT,
-                "CODEGEN_TIMEOUT",
-                Some("correlation_id"),
-                e.to_string(),
-            ),
-            GatewayError::Duplicate(_) => ApiError::new(
-                StatusCode::CONFLICT,
-                "DUPLICATE_CORRELATION_ID",
-                Some("correlation_id"),
-                e.to_string(),
-            ),
-            GatewayError::Publish(_) => ApiError::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "KAFKA_UNAVAILABLE",
-                None,
-                e.to_string(),
-            ),
-        }
-    }
-}
 
 /// Validate a codegen request, publish it, and answer with the matching response.
 #[utoipa::path(post, path = "/api/v1/codegen/{operation}", tag = "codegen",
@@ -55,16 +28,14 @@ pub async fn call(
     let op_name = path.into_inner();
     let op = Operation::parse(&op_name).ok_or_else(|| {
         ApiError::new(
-            StatusCode::NOT_FOUND,
-            "UNKNOWN_OPERATION",
+            ErrorCode::UnknownOperation,
             Some("operation"),
             format!("{op_name:?} is not one of analyze, validate, pattern, mixin"),
         )
     })?;
     let bytes =
         serde_json::to_vec(&body.0).map_err(|e| ApiError::validation("body", e.to_string()))?;
-    let request =
-        schemas::parse_request(op, &bytes).map_err(|e| ApiError::validation(e.field, e.message))?;
+    let request = schemas::parse_request(op, &bytes)?;
     let response = state.codegen.call(request, &RequestCtx::trace()).await?;
     Ok(ok(response))
 }
@@ -83,8 +54,7 @@ pub async fn session(
         .await?;
     let Some(last) = rows.last() else {
         return Err(ApiError::new(
-            StatusCode::NOT_FOUND,
-            "SESSION_NOT_FOUND",
+            ErrorCode::SessionNotFound,
             Some("session_id"),
             format!("no status events for session {id}"),
         ));

@@ -1,6 +1,5 @@
 //! Handlers of the DLQ monitor: `/api/v1/dlq/{stats,messages,redrive,reset}`.
 
-use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -11,30 +10,9 @@ use uuid::Uuid;
 use super::envelope::{ok, Envelope};
 use super::error::ApiError;
 use super::extract::ValidJson;
-use crate::dlq::DlqError;
 use crate::store::dlq::{DlqAlertRow, DlqRecordRow};
 use crate::web::params::Query;
 use crate::web::AppState;
-
-impl From<DlqError> for ApiError {
-    fn from(e: DlqError) -> Self {
-        match e {
-            DlqError::NoKafka => ApiError::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "KAFKA_UNAVAILABLE",
-                None,
-                e.to_string(),
-            ),
-            DlqError::Publish(_) => ApiError::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "KAFKA_UNAVAILABLE",
-                None,
-                e.to_string(),
-            ),
-            DlqError::Store(s) => s.into(),
-        }
-    }
-}
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct TopicStats {

@@ -8,10 +8,11 @@ use serde_json::{json, Value};
 use utoipa::ToSchema;
 
 use crate::web::context::RequestCtx;
+use crate::web::error::ErrorCode;
 
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct ErrorDetail {
-    pub code: String,
+    pub code: ErrorCode,
     pub field: Option<String>,
     pub message: String,
 }

@@ -5,12 +5,12 @@ use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, ResponseError};
 
 use super::envelope::{respond, EnvelopeStatus, ErrorDetail};
-pub use crate::web::error::ApiError;
+pub use crate::web::error::{ApiError, ErrorCode};
 
 /// The envelope's error entry for `e`.
 pub fn detail(e: &ApiError) -> ErrorDetail {
     ErrorDetail {
-        code: e.code.to_owned(),
+        code: e.code,
         field: e.field.clone(),
         message: e.message.clone(),
     }
@@ -18,18 +18,18 @@ pub fn detail(e: &ApiError) -> ErrorDetail {
 
 impl ResponseError for ApiError {
     fn status_code(&self) -> StatusCode {
-        self.status
+        self.status()
     }
 
     fn error_response(&self) -> HttpResponse {
         let mut res = respond::<()>(
-            self.status,
+            self.status(),
             EnvelopeStatus::Error,
             None,
             Some(vec![detail(self)]),
             Some(self.message.clone()),
         );
-        if self.status == StatusCode::SERVICE_UNAVAILABLE {
+        if self.status() == StatusCode::SERVICE_UNAVAILABLE {
             res.headers_mut().insert(
                 actix_web::http::header::RETRY_AFTER,
                 actix_web::http::header::HeaderValue::from_static("2"),

@@ -17,18 +17,16 @@ pub mod system;
 pub mod tracer;
 pub mod workflows;
 
-use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 use utoipa::OpenApi;
 
 use crate::config::Settings;
-use error::ApiError;
+use error::{ApiError, ErrorCode};
 
 /// The answer for a path no route matches (the whole service's default).
 pub async fn not_found(req: HttpRequest) -> Result<HttpResponse, ApiError> {
     Err(ApiError::new(
-        StatusCode::NOT_FOUND,
-        "NOT_FOUND",
+        ErrorCode::NotFound,
         None,
         format!("no route for {} {}", req.method(), req.path()),
     ))
@@ -36,8 +34,7 @@ pub async fn not_found(req: HttpRequest) -> Result<HttpResponse, ApiError> {
 
 pub async fn method_not_allowed(req: HttpRequest) -> Result<HttpResponse, ApiError> {
     Err(ApiError::new(
-        StatusCode::METHOD_NOT_ALLOWED,
-        "METHOD_NOT_ALLOWED",
+        ErrorCode::MethodNotAllowed,
         None,
         format!("{} is not allowed on {}", req.method(), req.path()),
     ))

@@ -10,7 +10,7 @@ use futures_util::{Stream, StreamExt};
 
 use super::dto::*;
 use super::envelope::{ok, respond, Envelope, EnvelopeStatus};
-use super::error::ApiError;
+use super::error::{ApiError, ErrorCode};
 use super::extract::{declared_length, ValidJson};
 use crate::stamping::core::is_hash_format;
 use crate::stamping::protocol::{check_compliance, PROTOCOL};
@@ -97,8 +97,7 @@ pub async fn validate(
     if let Some(h) = req.options.expected_hash.as_deref() {
         if !is_hash_format(h) {
             return Err(ApiError::new(
-                StatusCode::BAD_REQUEST,
-                "INVALID_HASH_FORMAT",
+                ErrorCode::InvalidHashFormat,
                 Some("options.expected_hash"),
                 "expected_hash must be 64 lowercase hex characters",
             ));
@@ -216,8 +215,7 @@ pub async fn hash(
         }
         found.ok_or_else(|| {
             ApiError::new(
-                StatusCode::BAD_REQUEST,
-                "MISSING_FILE",
+                ErrorCode::MissingFile,
                 Some("file"),
                 "multipart body has no field named `file`",
             )
@@ -265,8 +263,7 @@ pub async fn get_stamp(
     let file_hash = path.into_inner();
     if !is_hash_format(&file_hash) {
         return Err(ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "INVALID_HASH_FORMAT",
+            ErrorCode::InvalidHashFormat,
             Some("file_hash"),
             "file_hash must be 64 lowercase hex characters",
         ));
@@ -280,14 +277,12 @@ pub async fn get_stamp(
         Some(record) => Ok(ok(StampRecordDto::from(record))),
         None => Err(match namespace {
             Some(ns) => ApiError::new(
-                StatusCode::NOT_FOUND,
-                "STAMP_NOT_FOUND_IN_NAMESPACE",
+                ErrorCode::StampNotFoundInNamespace,
                 Some("file_hash"),
                 format!("no stamp with hash {file_hash} in namespace {ns}"),
             ),
             None => ApiError::new(
-                StatusCode::NOT_FOUND,
-                "STAMP_NOT_FOUND",
+                ErrorCode::StampNotFound,
                 Some("file_hash"),
                 format!("no stamp with hash {file_hash}"),
             ),
@@ -434,7 +429,7 @@ pub async fn batch(
         .iter()
         .filter_map(|r| r.error.as_ref())
         .map(|e| super::envelope::ErrorDetail {
-            code: e.code.clone(),
+            code: e.code,
             field: e.field.clone(),
             message: e.message.clone(),
         })

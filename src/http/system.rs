@@ -3,13 +3,13 @@
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::Duration;
 
-use actix_web::http::StatusCode;
 use actix_web::{web, HttpResponse};
 use serde_json::{json, Value};
 use utoipa::OpenApi;
 
 use super::envelope::{ok, respond, EnvelopeStatus};
 use crate::store::breaker::BreakerState;
+use crate::web::error::ErrorCode;
 use crate::web::health;
 use crate::web::AppState;
 
@@ -52,11 +52,11 @@ pub async fn ready(state: web::Data<AppState>) -> HttpResponse {
         ok(data)
     } else {
         respond(
-            StatusCode::SERVICE_UNAVAILABLE,
+            ErrorCode::DatabaseUnavailable.status(),
             EnvelopeStatus::Error,
             Some(data),
             Some(vec![super::envelope::ErrorDetail {
-                code: "DATABASE_UNAVAILABLE".into(),
+                code: ErrorCode::DatabaseUnavailable,
                 field: None,
                 message: "the database is unreachable".into(),
             }]),

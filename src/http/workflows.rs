@@ -17,21 +17,7 @@ use crate::store::workflows::{StepRow, TransitionRow, WorkflowRow};
 use crate::web::error::workflow_not_found;
 use crate::web::params::{self, IdParam, Query};
 use crate::web::AppState;
-use crate::workflow::engine::{WorkflowError, WorkflowInput};
-
-impl From<WorkflowError> for ApiError {
-    fn from(e: WorkflowError) -> Self {
-        match e {
-            WorkflowError::UnknownContract(_) => ApiError::new(
-                StatusCode::BAD_REQUEST,
-                "UNKNOWN_CONTRACT",
-                Some("contract"),
-                e.to_string(),
-            ),
-            WorkflowError::Store(s) => s.into(),
-        }
-    }
-}
+use crate::workflow::engine::WorkflowInput;
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]

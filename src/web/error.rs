@@ -1,4 +1,9 @@
-//! The one place where errors become HTTP responses.
+//! The one mapping from errors to what a caller sees: every error code (`ErrorCode`) with its HTTP
+//! status, and every module error (`StoreError`, `StampingError`, `WorkflowError`, `DlqError`,
+//! `GatewayError`, `SchemaError`, `TracerError`, `ParamError`) turned into an
+//! `ApiError` — status, code, the field it names, message. The JSON API renders an `ApiError` as
+//! the unified envelope (`crate::http::error`), the dashboard as an error page with the same status
+//! and code (`crate::dashboard::DashError`).
 //!
 //! Policy: a caller's mistake is a 4xx naming the field (`VALIDATION_ERROR` 422 for malformed JSON,
 //! wrong types or out-of-range parameters; the codes of SPEC §1.3 for the rest). The database being
@@ -6,29 +11,122 @@
 //! log with the correlation id, the body says only that it happened.
 
 use actix_web::http::StatusCode;
+use serde::Serialize;
+use utoipa::ToSchema;
 
 use super::params::{IdParam, ParamError};
+use crate::codegen::gateway::GatewayError;
+use crate::codegen::schemas::SchemaError;
+use crate::dlq::DlqError;
+use crate::stamping::namespace::NamespaceError;
 use crate::stamping::StampingError;
 use crate::store::StoreError;
 use crate::tracer::service::TracerError;
+use crate::workflow::engine::WorkflowError;
 
+/// Every error code the service answers with (`SCREAMING_SNAKE_CASE` on the wire).
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    Serialize,
+    ToSchema,
+    strum::IntoStaticStr,
+    strum::Display,
+    strum::EnumIter,
+)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+#[strum(serialize_all = "SCREAMING_SNAKE_CASE")]
+pub enum ErrorCode {
+    // 400
+    NamespaceInvalid,
+    EmptyBatchRequest,
+    InvalidHashFormat,
+    MissingFile,
+    UnknownContract,
+    InvalidWorkflowId,
+    InvalidSessionId,
+    InvalidEventId,
+    // 403
+    CrossSiteRequest,
+    // 404
+    NotFound,
+    StampNotFound,
+    StampNotFoundInNamespace,
+    AggregationNotFound,
+    WorkflowNotFound,
+    SessionNotFound,
+    EventNotFound,
+    UnknownOperation,
+    // 405
+    MethodNotAllowed,
+    // 409
+    DuplicateCorrelationId,
+    // 413
+    PayloadTooLarge,
+    BatchTooLarge,
+    // 422
+    ValidationError,
+    // 500
+    InternalError,
+    // 503
+    DatabaseUnavailable,
+    KafkaUnavailable,
+    ServiceUnavailable,
+    // 504
+    CodegenTimeout,
+}
+
+impl ErrorCode {
+    pub fn as_str(self) -> &'static str {
+        self.into()
+    }
+
+    /// The HTTP status every answer with this code has.
+    pub fn status(self) -> StatusCode {
+        use ErrorCode::*;
+        match self {
+            NamespaceInvalid | EmptyBatchRequest | InvalidHashFormat | MissingFile
+            | UnknownContract | InvalidWorkflowId | InvalidSessionId | InvalidEventId => {
+                StatusCode::BAD_REQUEST
+            }
+            CrossSiteRequest => StatusCode::FORBIDDEN,
+            NotFound
+            | StampNotFound
+            | StampNotFoundInNamespace
+            | AggregationNotFound
+            | WorkflowNotFound
+            | SessionNotFound
+            | EventNotFound
+            | UnknownOperation => StatusCode::NOT_FOUND,
+            MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            DuplicateCorrelationId => StatusCode::CONFLICT,
+            PayloadTooLarge | BatchTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            ValidationError => StatusCode::UNPROCESSABLE_ENTITY,
+            InternalError => StatusCode::INTERNAL_SERVER_ERROR,
+            DatabaseUnavailable | KafkaUnavailable | ServiceUnavailable => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
+            CodegenTimeout => StatusCode::GATEWAY_TIMEOUT,
+        }
+    }
+}
+
+/// An error as a caller sees it.
 #[derive(Debug, Clone)]
 pub struct ApiError {
-    pub status: StatusCode,
-    pub code: &'static str,
+    pub code: ErrorCode,
+    /// The request field or parameter at fault (`items[3].content`, `limit`, `event_id`).
     pub field: Option<String>,
     pub message: String,
 }
 
 impl ApiError {
-    pub fn new(
-        status: StatusCode,
-        code: &'static str,
-        field: Option<&str>,
-        message: impl Into<String>,
-    ) -> Self {
+    pub fn new(code: ErrorCode, field: Option<&str>, message: impl Into<String>) -> Self {
         ApiError {
-            status,
             code,
             field: field.map(str::to_owned),
             message: message.into(),
@@ -37,20 +135,18 @@ impl ApiError {
 
     pub fn validation(field: impl Into<String>, message: impl Into<String>) -> Self {
         ApiError {
-            status: StatusCode::UNPROCESSABLE_ENTITY,
-            code: "VALIDATION_ERROR",
+            code: ErrorCode::ValidationError,
             field: Some(field.into()),
             message: message.into(),
         }
     }
 
     pub fn too_large(field: Option<&str>, message: impl Into<String>) -> Self {
-        ApiError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "PAYLOAD_TOO_LARGE",
-            field,
-            message,
-        )
+        ApiError::new(ErrorCode::PayloadTooLarge, field, message)
+    }
+
+    pub fn status(&self) -> StatusCode {
+        self.code.status()
     }
 }
 
@@ -60,7 +156,7 @@ impl std::fmt::Display for ApiError {
             f,
             "{} ({}): {}",
             self.code,
-            self.status.as_u16(),
+            self.status().as_u16(),
             self.message
         )
     }
@@ -71,16 +167,14 @@ impl From<StoreError> for ApiError {
         if e.is_connectivity() {
             tracing::warn!(error = %e, "database unavailable");
             ApiError::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "DATABASE_UNAVAILABLE",
+                ErrorCode::DatabaseUnavailable,
                 None,
                 "the database is unavailable; retry shortly",
             )
         } else {
             tracing::error!(error = %e, "database error");
             ApiError::new(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "INTERNAL_ERROR",
+                ErrorCode::InternalError,
                 None,
                 "internal error; see the service log for this correlation id",
             )
@@ -91,34 +185,24 @@ impl From<StoreError> for ApiError {
 impl From<StampingError> for ApiError {
     fn from(e: StampingError) -> Self {
         match e {
-            StampingError::Namespace { ref field, .. } => ApiError::new(
-                StatusCode::BAD_REQUEST,
-                "NAMESPACE_INVALID",
-                Some(field),
-                e.to_string(),
-            ),
+            StampingError::Namespace { ref field, .. } => {
+                ApiError::new(ErrorCode::NamespaceInvalid, Some(field), e.to_string())
+            }
             StampingError::TooLarge { ref field, .. } => {
                 ApiError::too_large(Some(field), e.to_string())
             }
             StampingError::InvalidField { ref field, .. } => {
                 ApiError::validation(field.clone(), e.to_string())
             }
-            StampingError::EmptyBatch => ApiError::new(
-                StatusCode::BAD_REQUEST,
-                "EMPTY_BATCH_REQUEST",
-                Some("items"),
-                e.to_string(),
-            ),
-            StampingError::BatchTooLarge { .. } => ApiError::new(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "BATCH_TOO_LARGE",
-                Some("items"),
-                e.to_string(),
-            ),
+            StampingError::EmptyBatch => {
+                ApiError::new(ErrorCode::EmptyBatchRequest, Some("items"), e.to_string())
+            }
+            StampingError::BatchTooLarge { .. } => {
+                ApiError::new(ErrorCode::BatchTooLarge, Some("items"), e.to_string())
+            }
             StampingError::Store(s) => s.into(),
             StampingError::ShuttingDown => ApiError::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "SERVICE_UNAVAILABLE",
+                ErrorCode::ServiceUnavailable,
                 None,
                 "the service is shutting down",
             ),
@@ -126,15 +210,77 @@ impl From<StampingError> for ApiError {
     }
 }
 
+/// A namespace given as `field` that is not one.
+pub fn namespace_invalid(field: &str, e: NamespaceError) -> ApiError {
+    ApiError::new(ErrorCode::NamespaceInvalid, Some(field), e.to_string())
+}
+
+impl From<WorkflowError> for ApiError {
+    fn from(e: WorkflowError) -> Self {
+        match e {
+            WorkflowError::UnknownContract(_) => {
+                ApiError::new(ErrorCode::UnknownContract, Some("contract"), e.to_string())
+            }
+            WorkflowError::Store(s) => s.into(),
+        }
+    }
+}
+
+/// No workflow with this id (the API's resource and the dashboard's page).
+pub fn workflow_not_found(id: uuid::Uuid) -> ApiError {
+    ApiError::new(
+        ErrorCode::WorkflowNotFound,
+        Some("workflow_id"),
+        format!("no workflow {id}"),
+    )
+}
+
+impl From<DlqError> for ApiError {
+    fn from(e: DlqError) -> Self {
+        match e {
+            DlqError::NoKafka | DlqError::Publish(_) => {
+                ApiError::new(ErrorCode::KafkaUnavailable, None, e.to_string())
+            }
+            DlqError::Store(s) => s.into(),
+        }
+    }
+}
+
+impl From<GatewayError> for ApiError {
+    fn from(e: GatewayError) -> Self {
+        match e {
+            GatewayError::Timeout { .. } => ApiError::new(
+                ErrorCode::CodegenTimeout,
+                Some("correlation_id"),
+                e.to_string(),
+            ),
+            GatewayError::Duplicate(_) => ApiError::new(
+                ErrorCode::DuplicateCorrelationId,
+                Some("correlation_id"),
+                e.to_string(),
+            ),
+            GatewayError::Publish(_) => {
+                ApiError::new(ErrorCode::KafkaUnavailable, None, e.to_string())
+            }
+        }
+    }
+}
+
+/// A codegen request that breaks its schema.
+impl From<SchemaError> for ApiError {
+    fn from(e: SchemaError) -> Self {
+        ApiError::validation(e.field, e.message)
+    }
+}
+
 impl From<ParamError> for ApiError {
     fn from(e: ParamError) -> Self {
         match e {
             ParamError::BadId(id) => ApiError::new(
-                StatusCode::BAD_REQUEST,
                 match id {
-                    IdParam::EventId => "INVALID_EVENT_ID",
-                    IdParam::WorkflowId => "INVALID_WORKFLOW_ID",
-                    IdParam::SessionId => "INVALID_SESSION_ID",
+                    IdParam::EventId => ErrorCode::InvalidEventId,
+                    IdParam::WorkflowId => ErrorCode::InvalidWorkflowId,
+                    IdParam::SessionId => ErrorCode::InvalidSessionId,
                 },
                 Some(id.name()),
                 e.to_string(),
@@ -153,23 +299,57 @@ impl From<TracerError> for ApiError {
             TracerError::InvertedRange => ApiError::validation("since", e.to_string()),
             TracerError::BadCursor => ApiError::validation("cursor", e.to_string()),
             TracerError::MissingQuery => ApiError::validation("q", e.to_string()),
-            TracerError::EventNotFound(_) => ApiError::new(
-                StatusCode::NOT_FOUND,
-                "EVENT_NOT_FOUND",
-                Some("event_id"),
-                e.to_string(),
-            ),
+            TracerError::EventNotFound(_) => {
+                ApiError::new(ErrorCode::EventNotFound, Some("event_id"), e.to_string())
+            }
             TracerError::Store(s) => s.into(),
         }
     }
 }
 
-/// No workflow with this id (the API's resource and the dashboard's page).
-pub fn workflow_not_found(id: uuid::Uuid) -> ApiError {
-    ApiError::new(
-        StatusCode::NOT_FOUND,
-        "WORKFLOW_NOT_FOUND",
-        Some("workflow_id"),
-        format!("no workflow {id}"),
-    )
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use strum::IntoEnumIterator;
+
+    #[test]
+    fn codes_read_the_same_on_the_wire_and_in_logs() {
+        for code in ErrorCode::iter() {
+            let s = code.as_str();
+            assert_eq!(serde_json::to_value(code).unwrap(), s, "{code:?}");
+            assert_eq!(code.to_string(), s);
+            assert!(
+                s.bytes().all(|b| b.is_ascii_uppercase() || b == b'_'),
+                "{s}"
+            );
+            assert!(code.status().is_client_error() || code.status().is_server_error());
+        }
+        assert_eq!(
+            ErrorCode::StampNotFoundInNamespace.as_str(),
+            "STAMP_NOT_FOUND_IN_NAMESPACE"
+        );
+        assert_eq!(ErrorCode::ValidationError.status().as_u16(), 422);
+        assert_eq!(ErrorCode::CodegenTimeout.status().as_u16(), 504);
+    }
+
+    #[test]
+    fn module_errors_name_their_field() {
+        let e: ApiError = TracerError::Nul { field: "topic" }.into();
+        assert_eq!(
+            (e.status().as_u16(), e.code, e.field.as_deref()),
+            (422, ErrorCode::ValidationError, Some("topic"))
+        );
+        let e: ApiError = ParamError::BadId(IdParam::EventId).into();
+        assert_eq!(
+            (e.status().as_u16(), e.code, e.field.as_deref()),
+            (400, ErrorCode::InvalidEventId, Some("event_id"))
+        );
+        let e: ApiError = GatewayError::Duplicate(uuid::Uuid::nil()).into();
+        assert_eq!(
+            (e.status().as_u16(), e.field.as_deref()),
+            (409, Some("correlation_id"))
+        );
+        let e: ApiError = DlqError::NoKafka.into();
+        assert_eq!(e.code, ErrorCode::KafkaUnavailable);
+    }
 }
