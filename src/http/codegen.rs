@@ -2,9 +2,13 @@
 //! `GET /api/v1/codegen/sessions/{session_id}`.
 
 use actix_web::{web, HttpResponse};
-use serde_json::{json, Value};
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use serde_json::Value;
+use utoipa::ToSchema;
+use uuid::Uuid;
 
-use super::envelope::ok;
+use super::envelope::{ok, Envelope};
 use super::error::{ApiError, ErrorCode};
 use super::extract::ValidJson;
 use crate::codegen::schemas::{self, Operation};
@@ -40,10 +44,35 @@ pub async fn call(
     Ok(ok(response))
 }
 
+/// A codegen session: its latest status event and every status event so far.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CodegenSessionDto {
+    pub session_id: String,
+    pub status: String,
+    #[schema(value_type = Option<f64>)]
+    pub progress_percentage: Option<Value>,
+    #[schema(value_type = Option<String>)]
+    pub message: Option<Value>,
+    pub updated_at: DateTime<Utc>,
+    pub history: Vec<SessionStatusDto>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SessionStatusDto {
+    pub status: String,
+    #[schema(value_type = Option<f64>)]
+    pub progress_percentage: Option<Value>,
+    #[schema(value_type = Option<String>)]
+    pub message: Option<Value>,
+    pub timestamp: DateTime<Utc>,
+    pub event_id: Uuid,
+}
+
 /// Current status and history of a codegen session (from the status events recorded in event_logs).
 #[utoipa::path(get, path = "/api/v1/codegen/sessions/{session_id}", tag = "codegen",
     params(("session_id" = String, Path)),
-    responses((status = 200, description = "Session status and history"), (status = 404, description = "SESSION_NOT_FOUND")))]
+    responses((status = 200, description = "Session status and history", body = Envelope<CodegenSessionDto>),
+        (status = 400, description = "INVALID_SESSION_ID"), (status = 404, description = "SESSION_NOT_FOUND")))]
 pub async fn session(
     state: web::Data<AppState>,
     path: web::Path<String>,
@@ -59,24 +88,22 @@ pub async fn session(
             format!("no status events for session {id}"),
         ));
     };
-    let history: Vec<Value> = rows
+    let history = rows
         .iter()
-        .map(|r| {
-            json!({
-                "status": r.status,
-                "progress_percentage": r.payload.0.get("progress_percentage"),
-                "message": r.payload.0.get("message"),
-                "timestamp": r.event_timestamp.0,
-                "event_id": r.event_id.0,
-            })
+        .map(|r| SessionStatusDto {
+            status: r.status.clone(),
+            progress_percentage: r.payload.0.get("progress_percentage").cloned(),
+            message: r.payload.0.get("message").cloned(),
+            timestamp: r.event_timestamp.0,
+            event_id: r.event_id.0,
         })
         .collect();
-    Ok(ok(json!({
-        "session_id": id,
-        "status": last.status,
-        "progress_percentage": last.payload.0.get("progress_percentage"),
-        "message": last.payload.0.get("message"),
-        "updated_at": last.event_timestamp.0,
-        "history": history,
-    })))
+    Ok(ok(CodegenSessionDto {
+        session_id: id,
+        status: last.status.clone(),
+        progress_percentage: last.payload.0.get("progress_percentage").cloned(),
+        message: last.payload.0.get("message").cloned(),
+        updated_at: last.event_timestamp.0,
+        history,
+    }))
 }

@@ -219,13 +219,19 @@ pub struct ResetRequest {
     pub topic: Option<String>,
 }
 
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ResetResponse {
+    /// The DLQ topics whose counts start over now.
+    pub reset: Vec<String>,
+}
+
 /// Reset counts (window and total) of one topic or all.
 #[utoipa::path(post, path = "/api/v1/dlq/reset", tag = "dlq", request_body = ResetRequest,
-    responses((status = 200, description = "Topics reset")))]
+    responses((status = 200, description = "Topics reset", body = Envelope<ResetResponse>)))]
 pub async fn reset(
     state: web::Data<AppState>,
     body: ValidJson<ResetRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let topics = state.dlq.reset(body.0.topic.as_deref()).await?;
-    Ok(ok(serde_json::json!({ "reset": topics })))
+    Ok(ok(ResetResponse { reset: topics }))
 }

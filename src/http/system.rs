@@ -4,47 +4,86 @@ use std::sync::atomic::Ordering::Relaxed;
 use std::time::Duration;
 
 use actix_web::{web, HttpResponse};
+use serde::Serialize;
 use serde_json::{json, Value};
-use utoipa::OpenApi;
+use utoipa::{OpenApi, ToSchema};
 
-use super::envelope::{ok, respond, EnvelopeStatus};
+use super::envelope::{ok, respond, Envelope, EnvelopeStatus};
 use crate::store::breaker::BreakerState;
 use crate::web::error::ErrorCode;
-use crate::web::health;
+use crate::web::health::{self, Health, HealthStatus, Readiness};
 use crate::web::AppState;
 
-pub async fn root(state: web::Data<AppState>) -> HttpResponse {
-    ok(json!({
-        "service": "omninode-bridge",
-        "version": env!("CARGO_PKG_VERSION"),
-        "profile": state.profile(),
-        "database": state.db.backend().as_str(),
-        "event_bus": state.event_bus_kind(),
-        "endpoints": {
-            "stamping": "/api/v1/metadata-stamping",
-            "health": "/api/v1/metadata-stamping/health",
-            "metrics": "/metrics",
-            "openapi": "/openapi.json",
-            "docs": "/docs/",
-        }
-    }))
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ServiceInfo {
+    pub service: &'static str,
+    pub version: &'static str,
+    /// embedded (SQLite, in-process bus) | production (PostgreSQL, Kafka) | mixed
+    pub profile: &'static str,
+    /// postgresql | sqlite
+    pub database: &'static str,
+    /// in_process | kafka
+    pub event_bus: &'static str,
+    pub endpoints: Endpoints,
 }
 
-/// Plain liveness: the process answers.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Endpoints {
+    pub stamping: &'static str,
+    pub health: &'static str,
+    pub metrics: &'static str,
+    pub openapi: &'static str,
+    pub docs: &'static str,
+}
+
+/// What this service is and where its main endpoints are.
+#[utoipa::path(get, path = "/", tag = "system",
+    responses((status = 200, description = "Service info", body = Envelope<ServiceInfo>)))]
+pub async fn root(state: web::Data<AppState>) -> HttpResponse {
+    ok(ServiceInfo {
+        service: "omninode-bridge",
+        version: env!("CARGO_PKG_VERSION"),
+        profile: state.profile(),
+        database: state.db.backend().as_str(),
+        event_bus: state.event_bus_kind(),
+        endpoints: Endpoints {
+            stamping: "/api/v1/metadata-stamping",
+            health: "/api/v1/metadata-stamping/health",
+            metrics: "/metrics",
+            openapi: "/openapi.json",
+            docs: "/docs/",
+        },
+    })
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Liveness {
+    /// alive
+    pub status: &'static str,
+}
+
+/// Plain liveness: the process answers (also at `/health`).
+#[utoipa::path(get, path = "/api/v1/metadata-stamping/health/live", tag = "system",
+    responses((status = 200, description = "The process answers", body = Envelope<Liveness>)))]
 pub async fn live() -> HttpResponse {
-    ok(json!({"status": "alive"}))
+    ok(Liveness { status: "alive" })
 }
 
 /// Component health: stamping engine, database, event bus, intelligence client.
+#[utoipa::path(get, path = "/api/v1/metadata-stamping/health", tag = "system",
+    responses((status = 200, description = "Overall and per-component health", body = Envelope<Health>)))]
 pub async fn health(state: web::Data<AppState>) -> HttpResponse {
     ok(health::report(&state).await)
 }
 
 /// Readiness: 503 while the database is unreachable.
+#[utoipa::path(get, path = "/api/v1/metadata-stamping/health/ready", tag = "system",
+    responses((status = 200, description = "Ready", body = Envelope<Readiness>),
+        (status = 503, description = "DATABASE_UNAVAILABLE (data still says why)", body = Envelope<Readiness>)))]
 pub async fn ready(state: web::Data<AppState>) -> HttpResponse {
     let database = health::database(&state).await;
-    let db_up = database.status == health::HealthStatus::Healthy;
-    let data = health::Readiness {
+    let db_up = database.status == HealthStatus::Healthy;
+    let data = Readiness {
         ready: db_up,
         database,
     };
@@ -145,6 +184,10 @@ pub async fn metrics_prometheus(state: web::Data<AppState>) -> HttpResponse {
 #[openapi(
     info(title = "OmniNode Bridge", description = "BLAKE3 metadata stamping service (O.N.E. v0.1)"),
     paths(
+        root,
+        live,
+        health,
+        ready,
         super::stamping::stamp,
         super::stamping::validate,
         super::stamping::hash,
@@ -174,6 +217,8 @@ pub async fn metrics_prometheus(state: web::Data<AppState>) -> HttpResponse {
         super::tracer::search,
     ),
     tags(
+        (name = "system", description = "Service info, liveness, health and readiness"),
+        (name = "workflows", description = "Stamping workflows: submit, follow, list"),
         (name = "stamping", description = "Stamp, validate, hash and look up content"),
         (name = "aggregations", description = "Per-namespace aggregates kept by the reducer"),
         (name = "codegen", description = "Codegen request/response gateway over Kafka"),
@@ -185,4 +230,40 @@ pub struct ApiDoc;
 
 pub async fn openapi_json() -> HttpResponse {
     HttpResponse::Ok().json(ApiDoc::openapi())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_document_describes_health_and_workflow_responses() {
+        let doc = serde_json::to_value(ApiDoc::openapi()).unwrap();
+        for path in [
+            "/",
+            "/api/v1/metadata-stamping/health",
+            "/api/v1/metadata-stamping/health/ready",
+            "/api/v1/workflows",
+            "/api/v1/workflows/{workflow_id}",
+        ] {
+            assert!(doc["paths"][path].is_object(), "{path}");
+        }
+        let schemas = &doc["components"]["schemas"];
+        for name in [
+            "Health",
+            "DatabaseHealth",
+            "EventBusHealth",
+            "Readiness",
+            "WorkflowAccepted",
+            "WorkflowDetail",
+            "StepDto",
+            "WorkflowList",
+            "CodegenSessionDto",
+            "ErrorCode",
+        ] {
+            assert!(schemas[name].is_object(), "{name} missing from the schemas");
+        }
+        let health = &doc["paths"]["/api/v1/metadata-stamping/health"]["get"];
+        assert!(health["responses"]["200"].to_string().contains("Health"));
+    }
 }

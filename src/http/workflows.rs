@@ -5,16 +5,19 @@
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 use base64::Engine as _;
-use serde::Deserialize;
-use serde_json::{json, Map, Value};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
 use utoipa::ToSchema;
+use uuid::Uuid;
 
 use super::dto::StampTypeDto;
-use super::envelope::{ok, respond, EnvelopeStatus};
+use super::envelope::{ok, respond, Envelope, EnvelopeStatus};
 use super::error::ApiError;
 use super::extract::ValidJson;
 use crate::store::workflows::{StepRow, TransitionRow, WorkflowRow};
 use crate::web::error::workflow_not_found;
+use crate::web::links;
 use crate::web::params::{self, IdParam, Query};
 use crate::web::AppState;
 use crate::workflow::engine::WorkflowInput;
@@ -93,38 +96,144 @@ fn input_of(state: &AppState, r: WorkflowRequest) -> Result<(String, WorkflowInp
     ))
 }
 
-fn step_json(s: &StepRow) -> Value {
-    json!({
-        "name": s.name, "status": s.status, "attempts": s.attempts, "duration_ms": s.duration_ms,
-        "error": s.error, "output": s.output.as_ref().map(|o| &o.0),
-        "started_at": s.started_at.map(|t| t.0), "completed_at": s.completed_at.map(|t| t.0),
-    })
+/// A workflow just accepted (202).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct WorkflowAccepted {
+    pub workflow_id: Uuid,
+    pub correlation_id: Uuid,
+    /// pending
+    pub state: String,
+    /// Where to follow it.
+    pub status_url: String,
 }
 
-fn detail(wf: &WorkflowRow, steps: &[StepRow], transitions: &[TransitionRow]) -> Value {
-    json!({
-        "workflow_id": wf.id.0,
-        "correlation_id": wf.correlation_id.0,
-        "contract": wf.contract,
-        "namespace": wf.namespace,
-        "state": wf.state,
-        "created_at": wf.created_at.0,
-        "updated_at": wf.updated_at.0,
-        "completed_at": wf.completed_at.map(|t| t.0),
-        "duration_ms": wf.completed_at.map(|c| (c.0 - wf.created_at.0).num_microseconds().unwrap_or(0) as f64 / 1000.0),
-        "error": wf.error,
-        "result": wf.result.as_ref().map(|r| &r.0),
-        "step_count": steps.len(),
-        "steps": steps.iter().map(step_json).collect::<Vec<_>>(),
-        "transitions": transitions.iter().map(|t| json!({
-            "from_state": t.from_state, "to_state": t.to_state, "trigger": t.trigger, "at": t.created_at.0,
-        })).collect::<Vec<_>>(),
-    })
+/// A workflow with its steps and FSM transitions.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct WorkflowDetail {
+    pub workflow_id: Uuid,
+    pub correlation_id: Uuid,
+    pub contract: String,
+    pub namespace: String,
+    /// pending | processing | completed | failed
+    pub state: String,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    pub completed_at: Option<DateTime<Utc>>,
+    /// From creation to completion (absent while running).
+    pub duration_ms: Option<f64>,
+    pub error: Option<String>,
+    #[schema(value_type = Option<Object>)]
+    pub result: Option<Value>,
+    pub step_count: usize,
+    pub steps: Vec<StepDto>,
+    pub transitions: Vec<TransitionDto>,
 }
 
-async fn load(state: &AppState, id: uuid::Uuid) -> Result<Value, ApiError> {
+#[derive(Debug, Serialize, ToSchema)]
+pub struct StepDto {
+    pub name: String,
+    pub status: String,
+    pub attempts: i32,
+    pub duration_ms: Option<f64>,
+    pub error: Option<String>,
+    #[schema(value_type = Option<Object>)]
+    pub output: Option<Value>,
+    pub started_at: Option<DateTime<Utc>>,
+    pub completed_at: Option<DateTime<Utc>>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TransitionDto {
+    pub from_state: String,
+    pub to_state: String,
+    pub trigger: String,
+    pub at: DateTime<Utc>,
+}
+
+/// One workflow of a listing.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct WorkflowSummary {
+    pub workflow_id: Uuid,
+    pub correlation_id: Uuid,
+    pub namespace: String,
+    pub state: String,
+    pub created_at: DateTime<Utc>,
+    pub completed_at: Option<DateTime<Utc>>,
+    pub error: Option<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct WorkflowList {
+    pub total: i64,
+    pub limit: i64,
+    pub offset: i64,
+    pub workflows: Vec<WorkflowSummary>,
+}
+
+impl From<&StepRow> for StepDto {
+    fn from(s: &StepRow) -> Self {
+        StepDto {
+            name: s.name.clone(),
+            status: s.status.clone(),
+            attempts: s.attempts,
+            duration_ms: s.duration_ms,
+            error: s.error.clone(),
+            output: s.output.as_ref().map(|o| o.0.clone()),
+            started_at: s.started_at.map(|t| t.0),
+            completed_at: s.completed_at.map(|t| t.0),
+        }
+    }
+}
+
+impl From<&TransitionRow> for TransitionDto {
+    fn from(t: &TransitionRow) -> Self {
+        TransitionDto {
+            from_state: t.from_state.clone(),
+            to_state: t.to_state.clone(),
+            trigger: t.trigger.clone(),
+            at: t.created_at.0,
+        }
+    }
+}
+
+impl From<&WorkflowRow> for WorkflowSummary {
+    fn from(w: &WorkflowRow) -> Self {
+        WorkflowSummary {
+            workflow_id: w.id.0,
+            correlation_id: w.correlation_id.0,
+            namespace: w.namespace.clone(),
+            state: w.state.clone(),
+            created_at: w.created_at.0,
+            completed_at: w.completed_at.map(|t| t.0),
+            error: w.error.clone(),
+        }
+    }
+}
+
+fn detail(wf: WorkflowRow, steps: &[StepRow], transitions: &[TransitionRow]) -> WorkflowDetail {
+    WorkflowDetail {
+        workflow_id: wf.id.0,
+        correlation_id: wf.correlation_id.0,
+        duration_ms: wf
+            .completed_at
+            .map(|c| (c.0 - wf.created_at.0).num_microseconds().unwrap_or(0) as f64 / 1000.0),
+        contract: wf.contract,
+        namespace: wf.namespace,
+        state: wf.state,
+        created_at: wf.created_at.0,
+        updated_at: wf.updated_at.0,
+        completed_at: wf.completed_at.map(|t| t.0),
+        error: wf.error,
+        result: wf.result.map(|r| r.0),
+        step_count: steps.len(),
+        steps: steps.iter().map(StepDto::from).collect(),
+        transitions: transitions.iter().map(TransitionDto::from).collect(),
+    }
+}
+
+async fn load(state: &AppState, id: Uuid) -> Result<WorkflowDetail, ApiError> {
     match crate::store::workflows::get(&state.db, id).await? {
-        Some((wf, steps, transitions)) => Ok(detail(&wf, &steps, &transitions)),
+        Some((wf, steps, transitions)) => Ok(detail(wf, &steps, &transitions)),
         None => Err(workflow_not_found(id)),
     }
 }
@@ -155,12 +264,12 @@ async fn submit_inner(
     Ok(respond(
         StatusCode::ACCEPTED,
         EnvelopeStatus::Success,
-        Some(json!({
-            "workflow_id": id,
-            "correlation_id": wf.correlation_id.0,
-            "state": "pending",
-            "status_url": format!("/api/v1/workflows/{id}"),
-        })),
+        Some(WorkflowAccepted {
+            workflow_id: id,
+            correlation_id: wf.correlation_id.0,
+            state: wf.state,
+            status_url: links::api::workflow(id),
+        }),
         None,
         Some("workflow accepted".into()),
     ))
@@ -169,7 +278,8 @@ async fn submit_inner(
 /// Start a stamping workflow (`?wait=true` answers with the finished workflow).
 #[utoipa::path(post, path = "/api/v1/workflows", tag = "workflows", request_body = WorkflowRequest,
     params(("wait" = Option<bool>, Query)),
-    responses((status = 202, description = "Accepted, with the workflow id"), (status = 200, description = "Finished workflow (wait=true)"),
+    responses((status = 202, description = "Accepted, with the workflow id", body = Envelope<WorkflowAccepted>),
+        (status = 200, description = "Finished workflow (wait=true)", body = Envelope<WorkflowDetail>),
         (status = 400, description = "NAMESPACE_INVALID / UNKNOWN_CONTRACT"), (status = 413, description = "PAYLOAD_TOO_LARGE"),
         (status = 422, description = "VALIDATION_ERROR")))]
 pub async fn submit(
@@ -192,7 +302,8 @@ pub async fn submit_compat(
 /// A workflow: state, steps, FSM transitions, result (by workflow id or correlation id).
 #[utoipa::path(get, path = "/api/v1/workflows/{workflow_id}", tag = "workflows",
     params(("workflow_id" = String, Path)),
-    responses((status = 200, description = "The workflow"), (status = 404, description = "WORKFLOW_NOT_FOUND")))]
+    responses((status = 200, description = "The workflow", body = Envelope<WorkflowDetail>),
+        (status = 400, description = "INVALID_WORKFLOW_ID"), (status = 404, description = "WORKFLOW_NOT_FOUND")))]
 pub async fn get(
     state: web::Data<AppState>,
     path: web::Path<String>,
@@ -204,7 +315,8 @@ pub async fn get(
 /// Workflows, newest first (`?namespace=&state=&limit=&offset=`).
 #[utoipa::path(get, path = "/api/v1/workflows", tag = "workflows",
     params(("namespace" = Option<String>, Query), ("state" = Option<String>, Query), ("limit" = Option<i64>, Query), ("offset" = Option<i64>, Query)),
-    responses((status = 200, description = "Workflows")))]
+    responses((status = 200, description = "Workflows", body = Envelope<WorkflowList>),
+        (status = 422, description = "VALIDATION_ERROR (limit, offset, state)")))]
 pub async fn list(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpResponse, ApiError> {
     let q = Query::parse(&req)?;
     let limit = q.int("limit", 50, 1, 1000)?;
@@ -215,11 +327,10 @@ pub async fn list(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpRe
     let st = q.workflow_state()?;
     let (rows, total) =
         crate::store::workflows::list(&state.db, q.raw("namespace"), st, limit, offset).await?;
-    Ok(ok(json!({
-        "total": total, "limit": limit, "offset": offset,
-        "workflows": rows.iter().map(|w| json!({
-            "workflow_id": w.id.0, "correlation_id": w.correlation_id.0, "namespace": w.namespace, "state": w.state,
-            "created_at": w.created_at.0, "completed_at": w.completed_at.map(|t| t.0), "error": w.error,
-        })).collect::<Vec<_>>(),
-    })))
+    Ok(ok(WorkflowList {
+        total,
+        limit,
+        offset,
+        workflows: rows.iter().map(WorkflowSummary::from).collect(),
+    }))
 }
