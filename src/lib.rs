@@ -10,6 +10,7 @@ pub mod dlq;
 pub mod events;
 pub mod http;
 pub mod intelligence;
+pub mod json;
 pub mod kafka;
 pub mod reducer;
 pub mod stamping;

@@ -13,12 +13,14 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use uuid::Uuid;
 
+use crate::json::JsonErrorKind;
+
 /// The only schema version accepted and produced.
 pub const SCHEMA_VERSION: &str = "1.0";
 
 /// Field name used when an error concerns the payload as a whole
 /// (malformed JSON, a top-level value that is not an object, trailing data).
-pub const BODY_FIELD: &str = "body";
+pub use crate::json::BODY_FIELD;
 
 fn default_schema_version() -> String {
     SCHEMA_VERSION.to_string()
@@ -602,66 +604,16 @@ impl CodegenResponse {
 // Parsing
 // ---------------------------------------------------------------------------
 
-/// Text between the backticks following `prefix` in `msg`, if any.
-fn backticked_after<'a>(msg: &'a str, prefix: &str) -> Option<&'a str> {
-    let start = msg.find(prefix)? + prefix.len();
-    let rest = &msg[start..];
-    let end = rest.find('`')?;
-    Some(&rest[..end])
-}
-
-fn join_path(parent: &str, field: &str) -> String {
-    if parent.is_empty() {
-        field.to_string()
-    } else {
-        format!("{parent}.{field}")
-    }
-}
-
-fn map_serde_error(err: serde_path_to_error::Error<serde_json::Error>) -> SchemaError {
-    let parent = if err.path().iter().next().is_none() {
-        String::new()
-    } else {
-        err.path().to_string()
-    };
-    let inner = err.into_inner();
-    let mut message = inner.to_string();
-    // serde_json appends " at line L column C"; drop it for a cleaner message.
-    if inner.line() > 0 {
-        if let Some(pos) = message.rfind(" at line ") {
-            message.truncate(pos);
-        }
-    }
-    // A missing field is reported at its parent's path; an unknown field is
-    // (with serde_path_to_error) already reported at its own path.
-    let named = if let Some(f) = backticked_after(&message, "missing field `") {
-        Some(join_path(&parent, f))
-    } else if let Some(f) = backticked_after(&message, "unknown field `") {
-        let already = parent == f || parent.ends_with(&format!(".{f}"));
-        Some(if already {
-            parent.clone()
-        } else {
-            join_path(&parent, f)
-        })
-    } else {
-        None
-    };
-    let field = match named {
-        Some(f) => f,
-        None if parent.is_empty() => BODY_FIELD.to_string(),
-        None => parent,
-    };
-    SchemaError { field, message }
-}
-
 /// Deserialise one JSON document (no trailing data) into `T`, naming the
 /// offending field path on failure.  No bound checks.
 fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, SchemaError> {
-    let mut de = serde_json::Deserializer::from_slice(bytes);
-    let value: T = serde_path_to_error::deserialize(&mut de).map_err(map_serde_error)?;
-    de.end()
-        .map_err(|e| SchemaError::new(BODY_FIELD, format!("trailing data: {e}")))?;
-    Ok(value)
+    crate::json::from_slice(bytes).map_err(|e| match e.kind {
+        JsonErrorKind::TrailingData => SchemaError::new(
+            BODY_FIELD,
+            format!("trailing data: {}", e.message_with_position()),
+        ),
+        JsonErrorKind::Syntax | JsonErrorKind::Data => SchemaError::new(e.field, e.message),
+    })
 }
 
 /// Parse and validate the request of `op`.

@@ -27,39 +27,9 @@ pub fn declared_length(req: &HttpRequest) -> Option<u64> {
         .ok()
 }
 
-/// Field path of a serde error, `content`, `items[3].content`, or `body`.
-fn field_of(path: &serde_path_to_error::Path) -> String {
-    let s = path.to_string();
-    if s == "." || s.is_empty() {
-        "body".into()
-    } else {
-        s
-    }
-}
-
+/// The body as `T`; a mismatch is a 422 naming the field (`items[3].content`, or `body`).
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
-    let mut de = serde_json::Deserializer::from_slice(bytes);
-    let value: T = serde_path_to_error::deserialize(&mut de).map_err(|e| {
-        let field = field_of(e.path());
-        let inner = e.into_inner();
-        let mut message = inner.to_string();
-        // serde's "missing field `x`" is reported at the parent path; name the field itself.
-        let field = match message
-            .strip_prefix("missing field `")
-            .and_then(|r| r.split('`').next())
-        {
-            Some(missing) if field == "body" => missing.to_owned(),
-            Some(missing) => format!("{field}.{missing}"),
-            None => field,
-        };
-        if inner.is_syntax() || inner.is_eof() {
-            message = format!("malformed JSON: {message}");
-        }
-        ApiError::validation(field, message)
-    })?;
-    de.end()
-        .map_err(|e| ApiError::validation("body", format!("malformed JSON: {e}")))?;
-    Ok(value)
+    Ok(crate::json::from_slice(bytes)?)
 }
 
 impl<T: DeserializeOwned + 'static> FromRequest for ValidJson<T> {

@@ -1,6 +1,6 @@
 //! The one mapping from errors to what a caller sees: every error code (`ErrorCode`) with its HTTP
 //! status, and every module error (`StoreError`, `StampingError`, `WorkflowError`, `DlqError`,
-//! `GatewayError`, `SchemaError`, `TracerError`, `ParamError`) turned into an
+//! `GatewayError`, `SchemaError`, `TracerError`, `ParamError`, `JsonError`) turned into an
 //! `ApiError` — status, code, the field it names, message. The JSON API renders an `ApiError` as
 //! the unified envelope (`crate::http::error`), the dashboard as an error page with the same status
 //! and code (`crate::dashboard::DashError`).
@@ -18,6 +18,7 @@ use super::params::{IdParam, ParamError};
 use crate::codegen::gateway::GatewayError;
 use crate::codegen::schemas::SchemaError;
 use crate::dlq::DlqError;
+use crate::json::{JsonError, JsonErrorKind};
 use crate::stamping::namespace::NamespaceError;
 use crate::stamping::StampingError;
 use crate::store::StoreError;
@@ -273,6 +274,19 @@ impl From<SchemaError> for ApiError {
     }
 }
 
+/// A request body that is not the JSON expected.
+impl From<JsonError> for ApiError {
+    fn from(e: JsonError) -> Self {
+        let message = match e.kind {
+            JsonErrorKind::Syntax | JsonErrorKind::TrailingData => {
+                format!("malformed JSON: {}", e.message_with_position())
+            }
+            JsonErrorKind::Data => e.message_with_position(),
+        };
+        ApiError::validation(e.field, message)
+    }
+}
+
 impl From<ParamError> for ApiError {
     fn from(e: ParamError) -> Self {
         match e {
@@ -351,5 +365,9 @@ mod tests {
         );
         let e: ApiError = DlqError::NoKafka.into();
         assert_eq!(e.code, ErrorCode::KafkaUnavailable);
+        let e: ApiError = crate::json::from_slice::<Vec<u8>>(b"[1,")
+            .unwrap_err()
+            .into();
+        assert!(e.message.starts_with("malformed JSON: "), "{}", e.message);
     }
 }
