@@ -75,13 +75,3 @@ impl<T: DeserializeOwned + 'static> FromRequest for ValidJson<T> {
         })
     }
 }
-
-/// Query-string errors as 422 naming the parameter.
-pub fn query_error(
-    err: actix_web::error::QueryPayloadError,
-    _req: &HttpRequest,
-) -> actix_web::Error {
-    let message = err.to_string();
-    // serde_urlencoded does not expose a path; the message names the offending parameter.
-    ApiError::validation("query", message).into()
-}
