@@ -1,9 +1,11 @@
-//! Logging (tracing, human or JSON), the Prometheus recorder, and small in-process latency windows
-//! for the JSON metrics endpoint.
+//! Logging (tracing, human or JSON), the Prometheus recorder, and per-minute latency histograms for
+//! the JSON metrics endpoint and the dashboard.
 
+use std::collections::VecDeque;
 use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
 
+use hdrhistogram::Histogram;
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use tracing_subscriber::{fmt, EnvFilter};
 
@@ -45,27 +47,30 @@ pub fn prometheus() -> &'static PrometheusHandle {
     })
 }
 
-/// The last `CAPACITY` latencies, for percentiles in the JSON metrics.
+/// Latencies per minute for the last hour (HDR histograms in microseconds, 3 significant digits:
+/// recording is O(1) and memory is bounded whatever the request rate), for the JSON metrics and the
+/// dashboard's charts.
 pub struct LatencyWindow {
-    samples: Mutex<Ring>,
+    minutes: Mutex<VecDeque<Minute>>,
 }
 
-struct Ring {
-    buf: Vec<f64>,
-    next: usize,
-    count: u64,
+struct Minute {
+    /// Minutes since the Unix epoch.
+    start: i64,
+    histogram: Histogram<u64>,
 }
 
-const CAPACITY: usize = 4096;
+/// Minutes of history kept.
+pub const WINDOW_MINUTES: usize = 60;
+/// Minutes `percentiles()` summarises (the current one and the four before it).
+const RECENT_MINUTES: i64 = 5;
+/// Longest latency recorded exactly (1 hour in µs); longer ones are clamped to it.
+const MAX_MICROS: u64 = 3_600_000_000;
 
 impl Default for LatencyWindow {
     fn default() -> Self {
         LatencyWindow {
-            samples: Mutex::new(Ring {
-                buf: Vec::with_capacity(CAPACITY),
-                next: 0,
-                count: 0,
-            }),
+            minutes: Mutex::new(VecDeque::with_capacity(WINDOW_MINUTES + 1)),
         }
     }
 }
@@ -80,39 +85,91 @@ pub struct Percentiles {
     pub mean_ms: f64,
 }
 
-impl LatencyWindow {
-    pub fn record(&self, d: Duration) {
-        let ms = d.as_secs_f64() * 1000.0;
-        let Ok(mut ring) = self.samples.lock() else {
-            return;
-        };
-        if ring.buf.len() < CAPACITY {
-            ring.buf.push(ms);
-        } else {
-            let i = ring.next;
-            ring.buf[i] = ms;
-        }
-        ring.next = (ring.next + 1) % CAPACITY;
-        ring.count += 1;
-    }
-
-    pub fn percentiles(&self) -> Percentiles {
-        let (mut v, count) = match self.samples.lock() {
-            Ok(r) => (r.buf.clone(), r.count),
-            Err(_) => return Percentiles::default(),
-        };
-        if v.is_empty() {
+impl Percentiles {
+    fn of(h: &Histogram<u64>) -> Self {
+        if h.is_empty() {
             return Percentiles::default();
         }
-        v.sort_by(|a, b| a.total_cmp(b));
+        let ms = |micros: u64| micros as f64 / 1000.0;
         Percentiles {
-            count,
-            p50_ms: nearest_rank(&v, 50.0),
-            p95_ms: nearest_rank(&v, 95.0),
-            p99_ms: nearest_rank(&v, 99.0),
-            max_ms: v[v.len() - 1],
-            mean_ms: v.iter().sum::<f64>() / v.len() as f64,
+            count: h.len(),
+            p50_ms: ms(h.value_at_quantile(0.50)),
+            p95_ms: ms(h.value_at_quantile(0.95)),
+            p99_ms: ms(h.value_at_quantile(0.99)),
+            max_ms: ms(h.max()),
+            mean_ms: h.mean() / 1000.0,
         }
+    }
+}
+
+fn current_minute() -> i64 {
+    chrono::Utc::now().timestamp().div_euclid(60)
+}
+
+fn new_histogram() -> Histogram<u64> {
+    // 1 µs .. 1 h at 3 significant digits: the bounds are constants, so this cannot fail.
+    Histogram::new_with_bounds(1, MAX_MICROS, 3).expect("static histogram bounds")
+}
+
+impl LatencyWindow {
+    pub fn record(&self, d: Duration) {
+        self.record_at(current_minute(), d);
+    }
+
+    fn record_at(&self, minute: i64, d: Duration) {
+        let micros = (d.as_micros().min(u128::from(MAX_MICROS)) as u64).max(1);
+        let Ok(mut minutes) = self.minutes.lock() else {
+            return;
+        };
+        if minutes.back().is_none_or(|m| m.start < minute) {
+            minutes.push_back(Minute {
+                start: minute,
+                histogram: new_histogram(),
+            });
+            while minutes
+                .front()
+                .is_some_and(|m| m.start <= minute - WINDOW_MINUTES as i64)
+            {
+                minutes.pop_front();
+            }
+        }
+        // A clock that stepped back records into the newest minute.
+        if let Some(m) = minutes.back_mut() {
+            m.histogram.saturating_record(micros);
+        }
+    }
+
+    /// Percentiles over the last five minutes.
+    pub fn percentiles(&self) -> Percentiles {
+        self.percentiles_at(current_minute())
+    }
+
+    fn percentiles_at(&self, now: i64) -> Percentiles {
+        let Ok(minutes) = self.minutes.lock() else {
+            return Percentiles::default();
+        };
+        let mut merged = new_histogram();
+        for m in minutes.iter().filter(|m| m.start > now - RECENT_MINUTES) {
+            // Same bounds on both sides: adding cannot fail.
+            let _ = merged.add(&m.histogram);
+        }
+        Percentiles::of(&merged)
+    }
+
+    /// Each minute of the last hour that saw a sample: (minute start, its percentiles), oldest first.
+    pub fn per_minute(&self) -> Vec<(chrono::DateTime<chrono::Utc>, Percentiles)> {
+        let Ok(minutes) = self.minutes.lock() else {
+            return Vec::new();
+        };
+        let oldest = current_minute() - WINDOW_MINUTES as i64;
+        minutes
+            .iter()
+            .filter(|m| m.start > oldest)
+            .filter_map(|m| {
+                chrono::DateTime::from_timestamp(m.start * 60, 0)
+                    .map(|t| (t, Percentiles::of(&m.histogram)))
+            })
+            .collect()
     }
 }
 
@@ -136,12 +193,38 @@ mod tests {
         assert_eq!(nearest_rank(&v, 95.0), 95.0);
         assert_eq!(nearest_rank(&v, 99.0), 99.0);
         assert_eq!(nearest_rank(&[7.0], 99.0), 7.0);
+    }
+
+    #[test]
+    fn latency_window_percentiles_and_rotation() {
         let w = LatencyWindow::default();
         for ms in 1..=100 {
-            w.record(Duration::from_millis(ms));
+            w.record_at(1_000, Duration::from_millis(ms));
         }
-        let p = w.percentiles();
+        let p = w.percentiles_at(1_000);
         assert_eq!(p.count, 100);
-        assert!((p.p95_ms - 95.0).abs() < 1e-9);
+        // 3 significant digits: within 0.1 %.
+        for (got, want) in [
+            (p.p50_ms, 50.0),
+            (p.p95_ms, 95.0),
+            (p.p99_ms, 99.0),
+            (p.max_ms, 100.0),
+        ] {
+            assert!((got - want).abs() <= want * 0.001, "{got} vs {want}");
+        }
+        assert!((p.mean_ms - 50.5).abs() < 0.05, "{}", p.mean_ms);
+        // Five minutes later the samples have left the recent window but are still in the hour.
+        w.record_at(1_005, Duration::from_millis(7));
+        let p = w.percentiles_at(1_005);
+        assert_eq!(p.count, 1);
+        assert!((p.p99_ms - 7.0).abs() <= 0.007);
+        // Only the last hour is kept.
+        w.record_at(1_000 + WINDOW_MINUTES as i64, Duration::from_millis(1));
+        let starts: Vec<i64> = w.minutes.lock().unwrap().iter().map(|m| m.start).collect();
+        assert_eq!(starts, vec![1_005, 1_060]);
+        assert_eq!(
+            LatencyWindow::default().percentiles(),
+            Percentiles::default()
+        );
     }
 }
