@@ -117,6 +117,15 @@ fn field_named(parent: &str, message: &str) -> String {
         return join(f);
     }
     if let Some(f) = backticked_after(message, "unknown field `") {
+        if f.is_empty() {
+            // The key `""` names nothing: name the object holding it (found by fuzzing).
+            let holder = parent.strip_suffix('.').unwrap_or(parent);
+            return if holder.is_empty() {
+                BODY_FIELD.to_owned()
+            } else {
+                holder.to_owned()
+            };
+        }
         let already = parent == f || parent.ends_with(&format!(".{f}"));
         return if already { parent.to_owned() } else { join(f) };
     }
@@ -173,6 +182,13 @@ mod tests {
                 JsonErrorKind::Data,
             ),
             (r#"{}"#, "items", JsonErrorKind::Data),
+            (r#"{"": 1}"#, "body", JsonErrorKind::Data),
+            (r#"{"items": [], "": 1}"#, "body", JsonErrorKind::Data),
+            (
+                r#"{"items": [{"content": "a", "": 1}]}"#,
+                "items[0]",
+                JsonErrorKind::Data,
+            ),
             (
                 r#"{"items": [], "surprise": 1}"#,
                 "surprise",
