@@ -1,0 +1,62 @@
+//! The codegen schemas (`codegen::schemas`): the first byte picks what the rest is parsed as — the
+//! request or response of each operation, a status event, or a raw message checked the way the
+//! tracer dead-letters invalid codegen messages. A parsed message must pass its own validation and
+//! survive serialise → parse unchanged (it is forwarded and stored in that form).
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+use omninode_bridge::codegen::gateway::check_codegen_message;
+use omninode_bridge::codegen::schemas::{
+    parse_request, parse_response, parse_status, Operation, SchemaError,
+};
+use omninode_bridge::events::topics::{
+    codegen_request_topic, codegen_response_topic, CODEGEN_STATUS_TOPIC,
+};
+
+fn named(e: &SchemaError) {
+    assert!(!e.field.is_empty(), "error without a field: {e}");
+}
+
+fuzz_target!(|data: &[u8]| {
+    let Some((&selector, bytes)) = data.split_first() else {
+        return;
+    };
+    let op = Operation::ALL[usize::from(selector % 4)];
+    match selector % 16 {
+        0..=3 => match parse_request(op, bytes) {
+            Ok(req) => {
+                assert_eq!(req.operation(), op);
+                assert!(req.validate().is_ok());
+                let again = serde_json::to_vec(&req).expect("a request serialises");
+                assert_eq!(parse_request(op, &again).as_ref(), Ok(&req));
+            }
+            Err(e) => named(&e),
+        },
+        4..=7 => match parse_response(op, bytes) {
+            Ok(resp) => {
+                assert_eq!(resp.operation(), op);
+                assert!(resp.validate().is_ok());
+                let again = serde_json::to_vec(&resp).expect("a response serialises");
+                assert_eq!(parse_response(op, &again).as_ref(), Ok(&resp));
+            }
+            Err(e) => named(&e),
+        },
+        8 => match parse_status(bytes) {
+            Ok(ev) => {
+                assert!(ev.validate().is_ok());
+                let again = serde_json::to_vec(&ev).expect("a status event serialises");
+                assert_eq!(parse_status(&again).as_ref(), Ok(&ev));
+            }
+            Err(e) => named(&e),
+        },
+        9..=12 => {
+            let _ = check_codegen_message(&codegen_request_topic(op.as_str()), bytes);
+        }
+        13..=14 => {
+            let _ = check_codegen_message(&codegen_response_topic(op.as_str()), bytes);
+        }
+        _ => {
+            let _ = check_codegen_message(CODEGEN_STATUS_TOPIC, bytes);
+        }
+    }
+});
