@@ -57,11 +57,18 @@ fn too_large(limit: usize) -> ApiError {
     )
 }
 
+/// A body read: its bytes, their share of the budget, and the free-form limits of the service.
+struct ReadBody {
+    bytes: Bytes,
+    reservation: Reservation,
+    limits: FreeJsonLimits,
+}
+
 /// Read the body within the route's limit and the in-flight budget.
 fn read_body(
     req: &HttpRequest,
     payload: &mut Payload,
-) -> Pin<Box<dyn Future<Output = Result<(Bytes, Reservation, FreeJsonLimits), ApiError>>>> {
+) -> Pin<Box<dyn Future<Output = Result<ReadBody, ApiError>>>> {
     let state = req.app_data::<web::Data<AppState>>().cloned();
     let limit = match req.app_data::<JsonLimit>() {
         Some(l) => l.0,
@@ -103,7 +110,11 @@ fn read_body(
                 "request body is empty; a JSON object is required",
             ));
         }
-        Ok((body.freeze(), reservation, limits))
+        Ok(ReadBody {
+            bytes: body.freeze(),
+            reservation,
+            limits,
+        })
     })
 }
 
@@ -114,9 +125,9 @@ impl<T: DeserializeOwned + 'static> FromRequest for ValidJson<T> {
     fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
         let body = read_body(req, payload);
         Box::pin(async move {
-            let (bytes, reservation, limits) = body.await?;
-            let value = parse_json(&bytes, limits)?;
-            Ok(ValidJson(value, reservation))
+            let body = body.await?;
+            let value = parse_json(&body.bytes, body.limits)?;
+            Ok(ValidJson(value, body.reservation))
         })
     }
 }
@@ -128,8 +139,8 @@ impl FromRequest for JsonBody {
     fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
         let body = read_body(req, payload);
         Box::pin(async move {
-            let (bytes, reservation, _) = body.await?;
-            Ok(JsonBody(bytes, reservation))
+            let body = body.await?;
+            Ok(JsonBody(body.bytes, body.reservation))
         })
     }
 }
