@@ -135,8 +135,11 @@ async fn prometheus(app: &TestApp) -> String {
 
 async fn oversized_ids_are_cut_and_later_events_flow(backend: Backend) {
     let app = TestApp::start_with(backend, |s| s.reducer.batch_size = 10).await;
-    // 20 KB of base64-like text, as in the report (PostgreSQL: "index row requires 26688 bytes").
-    let huge: String = "QUJDRGVmZ2hpamts".repeat(1280);
+    // 20 KB of random text, as in the report (PostgreSQL: "index row requires 26688 bytes"); random,
+    // so PostgreSQL cannot compress the index entry below its limit.
+    let huge: String = (0..625)
+        .map(|_| uuid::Uuid::new_v4().simple().to_string())
+        .collect();
     let poisoned = stamp_event(&app, stamp_payload("poison.huge", &huge));
     let poisoned_id = poisoned.event_id.0;
     outbox::insert(db(&app), vec![poisoned]).await.unwrap();
