@@ -227,9 +227,10 @@ async fn queued_workflows_are_not_taken_over_while_they_wait(backend: Backend) {
     // waits in A's queue for about 2.4 s — more than twice its 1 s lease.
     let gate = Gate::start(Some(Duration::from_millis(1200))).await;
     let url = gate.url.clone();
+    // A is full (1 running + 2 queued), so its own recovery claims nothing: only B could.
     let a = TestApp::start_with(backend, |s| {
         s.workflow.concurrency = 1;
-        s.workflow.queue_capacity = 4;
+        s.workflow.queue_capacity = 2;
         s.workflow.lease_secs = 1;
         s.intelligence.onextree_url = url.clone();
     })
