@@ -66,6 +66,8 @@ pub struct KafkaSettings {
     pub consumer_group: String,
     pub session_timeout_ms: u64,
     pub delivery_timeout_ms: u64,
+    /// The producer's largest message (`message.max.bytes`); an outbox row above it is quarantined.
+    pub message_max_bytes: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -299,6 +301,12 @@ impl Settings {
             return Err(invalid(
                 "kafka.topic_env",
                 "must be non-empty [A-Za-z0-9_-]",
+            ));
+        }
+        if !(1000..=1_000_000_000).contains(&self.kafka.message_max_bytes) {
+            return Err(invalid(
+                "kafka.message_max_bytes",
+                "must be between 1000 and 1000000000",
             ));
         }
         if self.kafka.replication_factor < 1 {

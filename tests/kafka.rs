@@ -318,8 +318,20 @@ async fn redelivered_events_are_recorded_once() {
     let again = receive(&c, 2, Duration::from_secs(30)).await;
     assert_eq!(again.len(), 2);
     let id = uuid::Uuid::parse_str(got[0].value["event_id"].as_str().unwrap()).unwrap();
-    wait_for_event_logs(&app, &[id], Duration::from_secs(10)).await;
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    // A marker after the duplicates on the same partition (same key: the default namespace): once
+    // the tracer recorded it, it has read the duplicates too.
+    let (s, marker) = app
+        .post_json("/stamp", &json!({"content": "marker after the duplicates"}))
+        .await;
+    assert_eq!(s, 200, "{marker}");
+    let got = receive(&c, 1, Duration::from_secs(30)).await;
+    assert_eq!(got.len(), 1);
+    assert_eq!(
+        got[0].value["payload"]["stamp_id"],
+        marker["data"]["stamp_id"]
+    );
+    let marker_id = uuid::Uuid::parse_str(got[0].value["event_id"].as_str().unwrap()).unwrap();
+    wait_for_event_logs(&app, &[id, marker_id], Duration::from_secs(30)).await;
     let n = omninode_bridge::store::event_logs::count_for(&app.services().state.db, id)
         .await
         .unwrap();

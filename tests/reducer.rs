@@ -73,9 +73,27 @@ async fn aggregates_are_exact_per_namespace(backend: Backend) {
         assert!(agg["window"]["start"].is_string() && agg["window"]["end"].is_string());
         assert!(agg["throughput_per_second"].as_f64().unwrap() > 0.0);
     }
+    // Nothing arrives late: a marker stamped after everything above is aggregated, and then the
+    // totals are still exactly what they were.
+    let (s, b) = app
+        .post_json(
+            "/stamp",
+            &json!({"content": "marker", "namespace": "agg.marker"}),
+        )
+        .await;
+    assert_eq!(s, 200, "{b}");
+    wait_total(&app, "agg.marker", 1).await;
+    for ns in namespaces {
+        let (_, agg) = app.get_path(&format!("/api/v1/aggregations/{ns}")).await;
+        assert_eq!(agg["data"]["total_stamps"], expected[ns].0, "{ns}: {agg}");
+        assert_eq!(agg["data"]["total_bytes"], expected[ns].1, "{ns}: {agg}");
+    }
     // The list and the original's routes agree.
     let (_, list) = app.get_path("/api/v1/aggregations").await;
-    assert_eq!(list["data"]["total"], 3);
+    assert_eq!(
+        list["data"]["total"], 4,
+        "three namespaces and the marker: {list}"
+    );
     let (_, q) = app
         .post_path("/aggregation/query", &json!({"namespaces": ["agg.beta"]}))
         .await;

@@ -128,11 +128,20 @@ async fn retries_timeouts_and_parallel_steps() {
         step(&wf, "hash_generation"),
         step(&wf, "onextree_intelligence"),
     );
+    // Both steps carry their times (a missing one fails here, not as `None <= None`), and the
+    // intervals overlap: each started before the other completed.
+    let at = |s: &Value, k: &str| -> chrono::DateTime<chrono::FixedOffset> {
+        let t = s[k].as_str().unwrap_or_else(|| panic!("{k} missing: {wf}"));
+        chrono::DateTime::parse_from_rfc3339(t).unwrap_or_else(|e| panic!("{k} = {t}: {e}"))
+    };
     assert!(
-        intel["started_at"].as_str() <= hash["completed_at"].as_str(),
+        at(intel, "started_at") < at(hash, "completed_at"),
         "steps of one wave overlap: {wf}"
     );
-    assert!(hash["started_at"].as_str() <= intel["completed_at"].as_str());
+    assert!(
+        at(hash, "started_at") < at(intel, "completed_at"),
+        "steps of one wave overlap: {wf}"
+    );
     assert_eq!(intel["output"]["degraded"], false);
 
     // A failing required step is retried, then succeeds.

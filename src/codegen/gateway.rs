@@ -23,7 +23,7 @@ use crate::events::bus::{BusEvent, EventBus};
 use crate::events::envelope::OnexEnvelopeV1;
 use crate::events::topics::{codegen_request_topic, codegen_response_topic};
 use crate::events::{EventFactory, TraceContext};
-use crate::kafka::consumer::{BatchHandler, Incoming, Poison};
+use crate::kafka::consumer::{BatchHandler, HandlerError, Incoming, Poison, PoisonPolicy};
 use crate::kafka::producer::{envelope_headers, KafkaPublisher, OutgoingMessage};
 
 #[derive(Debug, thiserror::Error)]
@@ -229,11 +229,14 @@ impl CodegenGateway {
             return false;
         };
         let Some((bytes, _)) = message_bytes(value) else {
+            metrics::counter!("codegen_invalid_responses_total").increment(1);
             return false;
         };
         let response = match schemas::parse_response(op, &bytes) {
             Ok(r) => r,
             Err(e) => {
+                // Skipped and counted; the tracer's group dead-letters it.
+                metrics::counter!("codegen_invalid_responses_total").increment(1);
                 tracing::debug!(topic, error = %e, "invalid codegen response ignored by the gateway");
                 return false;
             }
@@ -282,12 +285,18 @@ impl BatchHandler for CodegenGateway {
     fn handle(
         &self,
         batch: &[Incoming],
-    ) -> impl Future<Output = Result<Vec<(usize, Poison)>, String>> + Send {
+    ) -> impl Future<Output = Result<Vec<(usize, Poison)>, HandlerError>> + Send {
         for m in batch {
             if let Some(v) = &m.value {
                 self.deliver(&m.topic, v);
             }
         }
         async { Ok(Vec::new()) }
+    }
+
+    /// Responses are routed in memory and never fail; the tracer's group dead-letters invalid
+    /// codegen messages, so this listener skips rather than dead-letters anything.
+    fn poison_policy(&self) -> PoisonPolicy {
+        PoisonPolicy::Skip
     }
 }

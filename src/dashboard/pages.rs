@@ -682,6 +682,9 @@ struct DlqPage {
     notice: Option<String>,
     notice_class: &'static str,
     kafka: bool,
+    /// Quarantined outbox events: how many, and the newest (seq, failed at, topic, event type, error).
+    outbox_dead_total: i64,
+    outbox_dead: Vec<(i64, String, String, String, String)>,
 }
 
 async fn dlq_page(
@@ -692,6 +695,7 @@ async fn dlq_page(
     let counts = state.dlq.all_counts().await?;
     let alerts = state.dlq.recent_alerts(10).await?;
     let (rows, total) = state.dlq.messages(topic, 100, 0).await?;
+    let (dead, outbox_dead_total) = state.dlq.outbox_dead(20).await?;
     let settings = state.dlq.settings();
     let (notice, notice_class) = match notice {
         Some((n, c)) => (Some(n), c),
@@ -747,6 +751,24 @@ async fn dlq_page(
         notice,
         notice_class,
         kafka: state.kafka.is_some(),
+        outbox_dead_total,
+        outbox_dead: dead
+            .iter()
+            .map(|d| {
+                (
+                    d.seq,
+                    view::ts(d.failed_at.0),
+                    d.topic.clone(),
+                    d.envelope
+                        .0
+                        .get("event_type")
+                        .and_then(|t| t.as_str())
+                        .map(|t| t.chars().take(200).collect::<String>())
+                        .unwrap_or_default(),
+                    d.error.chars().take(500).collect::<String>(),
+                )
+            })
+            .collect(),
     })
 }
 

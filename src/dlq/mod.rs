@@ -2,7 +2,9 @@
 //! topics), counts them per topic in a sliding window and in total (from the stored records, so all
 //! instances agree), alerts when a topic reaches `dlq.alert_threshold` within `dlq.window_secs`
 //! (critical log, Prometheus counter, optional webhook, `dlq_alerts` row) at most once per
-//! `dlq.cooldown_secs` per topic, and redrives records back to their original topic.
+//! `dlq.cooldown_secs` per topic, and redrives records back to their original topic. It also shows and
+//! redrives the outbox rows the relay quarantined (`event_outbox_dead`: events that never reached a
+//! topic, so no Kafka DLQ holds them).
 //!
 //! A malformed DLQ record (no Kafka Connect headers, not UTF-8) is stored and counted like any other;
 //! the monitor never dead-letters and never stops on one.
@@ -17,9 +19,10 @@ use serde_json::{json, Map, Value};
 use uuid::Uuid;
 
 use crate::config::DlqSettings;
-use crate::kafka::consumer::{BatchHandler, Incoming, Poison};
+use crate::kafka::consumer::{BatchHandler, HandlerError, Incoming, Poison, PoisonPolicy};
 use crate::kafka::producer::{KafkaPublisher, OutgoingMessage};
 use crate::store::dlq::{self as store, DlqAlertRow, DlqRecordRow, TopicCounts};
+use crate::store::outbox::{self, DeadOutboxRow};
 use crate::store::sql_types::{DbJson, DbTs, DbUuid};
 use crate::store::{Db, StoreError};
 
@@ -333,6 +336,28 @@ impl DlqMonitor {
         store::recent_alerts(&self.db, limit).await
     }
 
+    /// Outbox rows quarantined by the relay (newest first, at most `limit`) and how many there are.
+    pub async fn outbox_dead(&self, limit: i64) -> Result<(Vec<DeadOutboxRow>, i64), StoreError> {
+        let rows = outbox::dead_recent(&self.db, limit).await?;
+        let total = outbox::dead_count(&self.db).await?;
+        Ok((rows, total))
+    }
+
+    /// Move quarantined outbox rows back into the outbox (the oldest `limit`, or only `seqs`), after
+    /// whatever refused them was fixed; the relay publishes them within a second. A row that still
+    /// cannot be published is quarantined again. Returns (moved, still quarantined).
+    pub async fn redrive_outbox(
+        &self,
+        seqs: Option<&[i64]>,
+        limit: i64,
+    ) -> Result<(usize, i64), StoreError> {
+        let moved = outbox::redrive_dead(&self.db, seqs, limit).await?;
+        metrics::counter!("outbox_redriven_total").increment(moved as u64);
+        let remaining = outbox::dead_count(&self.db).await?;
+        metrics::gauge!("outbox_dead_events").set(remaining as f64);
+        Ok((moved, remaining))
+    }
+
     pub async fn messages(
         &self,
         topic: Option<&str>,
@@ -348,13 +373,19 @@ impl BatchHandler for DlqMonitor {
     fn handle(
         &self,
         batch: &[Incoming],
-    ) -> impl Future<Output = Result<Vec<(usize, Poison)>, String>> + Send {
+    ) -> impl Future<Output = Result<Vec<(usize, Poison)>, HandlerError>> + Send {
         let records: Vec<DlqRecordRow> = batch.iter().map(record_from).collect();
         let monitor = self.clone();
         async move {
-            monitor.ingest(&records).await.map_err(|e| e.to_string())?;
+            monitor.ingest(&records).await.map_err(HandlerError::from)?;
             Ok(Vec::new())
         }
+    }
+
+    /// A dead letter is never dead-lettered again: one the store refuses for good is skipped and
+    /// counted once isolated, so the DLQ topics keep being monitored.
+    fn poison_policy(&self) -> PoisonPolicy {
+        PoisonPolicy::Skip
     }
 }
 

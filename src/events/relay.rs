@@ -4,10 +4,19 @@
 //!
 //! Sinks: the in-process bus (embedded profile; the relay then also records the events in
 //! `event_logs`, in the delete's transaction) or Kafka (production; the tracer's consumer group
-//! records them). Published events also go to the local bus for live views.
+//! records them). Published events also go to the local bus for live views, after their batch
+//! committed.
+//!
+//! Poison never blocks the outbox: a row that can never be published is quarantined in
+//! `event_outbox_dead` (see [`publish_pending`]) and the rows behind it flow on; transient failures
+//! retry the batch with bounded back-off (100 ms doubling to 3 s), logged, counted in
+//! `outbox_relay_errors_total`, and shown by `/health` as the outbox backlog's age.
 
+use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
+
+use serde::Deserialize;
 
 use tokio::sync::{mpsc, Notify};
 use tokio_util::sync::CancellationToken;
@@ -15,8 +24,8 @@ use tokio_util::sync::CancellationToken;
 use super::bus::{BusEvent, EventBus};
 use super::envelope::OnexEnvelopeV1;
 use crate::kafka::producer::{envelope_headers, KafkaPublisher, OutgoingMessage};
-use crate::store::outbox::{self, OutboxRow};
-use crate::store::{Db, StoreError};
+use crate::store::outbox::{self, Delivery, OutboxRow, RelayError};
+use crate::store::Db;
 use crate::tracer::{record_envelope, Source};
 
 const BATCH: i64 = 500;
@@ -54,11 +63,18 @@ pub async fn run(db: Db, sink: Sink, wake: Arc<Notify>, shutdown: CancellationTo
             }
             Ok(_) => failures = 0,
             Err(e) => {
-                failures += 1;
+                // Transient (database or broker unreachable, timeouts): the rows stay and are retried
+                // with bounded back-off. Rows refused for good never get here: they are quarantined.
+                failures = failures.saturating_add(1);
                 metrics::counter!("outbox_relay_errors_total").increment(1);
-                tracing::warn!(error = %e, failures, "outbox relay failed; retrying");
+                if failures % 20 == 0 {
+                    tracing::error!(error = %e, failures, "outbox relay keeps failing; events wait in the outbox");
+                } else {
+                    tracing::warn!(error = %e, failures, "outbox relay failed; retrying");
+                }
             }
         }
+        metrics::gauge!("outbox_relay_consecutive_failures").set(failures as f64);
         let pause = if failures == 0 {
             Duration::from_secs(1)
         } else {
@@ -76,91 +92,88 @@ pub async fn run(db: Db, sink: Sink, wake: Arc<Notify>, shutdown: CancellationTo
     }
 }
 
-fn decode(rows: &[OutboxRow]) -> Vec<(i64, String, String, Option<OnexEnvelopeV1>)> {
-    rows.iter()
-        .map(|r| {
-            let env = serde_json::from_value::<OnexEnvelopeV1>(r.envelope.0.clone())
-                .map_err(
-                    |e| tracing::error!(seq = r.seq, error = %e, "unreadable outbox row skipped"),
-                )
-                .ok();
-            (r.seq, r.topic.clone(), r.partition_key.clone(), env)
-        })
-        .collect()
+/// An event that left the outbox, kept until its batch committed.
+struct Sent {
+    seq: i64,
+    topic: String,
+    key: String,
+    envelope: OnexEnvelopeV1,
 }
 
-fn local_records(rows: &[OutboxRow]) -> Vec<crate::store::event_logs::EventLogRow> {
-    decode(rows)
-        .into_iter()
-        .filter_map(|(_, topic, _, env)| {
-            env.map(|e| {
+/// Publish one batch of rows; returns how many rows were claimed (published or quarantined).
+///
+/// A row the sink can never take — an envelope that does not decode, a message Kafka refuses for
+/// good (over `message.max.bytes`), an event-log row the database refuses — is moved to
+/// `event_outbox_dead` with the error, and the rest of the batch is published. A transient failure
+/// (broker unavailable, timeout) fails the whole batch, which stays in the outbox.
+pub async fn publish_pending(db: &Db, sink: &Sink) -> Result<usize, RelayError> {
+    let mut sent: Vec<Sent> = Vec::new();
+    let sent_ref = &mut sent;
+    let relayed = outbox::relay_batch(db, BATCH, |rows| async move {
+        let mut delivery = Delivery::default();
+        let mut readable: Vec<(OutboxRow, OnexEnvelopeV1)> = Vec::with_capacity(rows.len());
+        for row in rows {
+            match OnexEnvelopeV1::deserialize(&row.envelope.0) {
+                Ok(env) => readable.push((row, env)),
+                Err(e) => delivery
+                    .rejected
+                    .push((row, format!("undecodable envelope: {e}"))),
+            }
+        }
+        let accepted = match sink {
+            Sink::Kafka { publisher, .. } => {
+                publish_kafka(publisher, readable, &mut delivery.rejected).await?
+            }
+            Sink::InProcess { .. } => readable,
+        };
+        for (row, envelope) in accepted {
+            let log = matches!(sink, Sink::InProcess { .. }).then(|| {
                 record_envelope(
-                    &e,
+                    &envelope,
                     &Source {
-                        topic: &topic,
+                        topic: &row.topic,
                         partition: None,
                         offset: None,
                     },
                 )
-            })
-        })
-        .collect()
-}
-
-/// Publish one batch of rows; returns how many were published.
-pub async fn publish_pending(db: &Db, sink: &Sink) -> Result<usize, StoreError> {
-    let record: Option<outbox::RecordFn<'_>> = match sink {
-        Sink::InProcess { .. } => Some(&local_records),
-        Sink::Kafka { .. } => None,
-    };
-    let mut delivered: Vec<OnexEnvelopeV1> = Vec::new();
-    let delivered_ref = &mut delivered;
-    let n = outbox::relay_batch(db, BATCH, record, |rows| async move {
-        let decoded = decode(&rows);
-        if let Sink::Kafka { publisher, .. } = sink {
-            let bodies: Vec<(String, String, Vec<u8>, rdkafka::message::OwnedHeaders)> = rows
-                .iter()
-                .zip(&decoded)
-                .filter_map(|(row, (_, _, _, env))| {
-                    let env = env.as_ref()?;
-                    let value = serde_json::to_vec(&row.envelope.0).ok()?;
-                    Some((
-                        row.topic.clone(),
-                        row.partition_key.clone(),
-                        value,
-                        envelope_headers(env),
-                    ))
-                })
-                .collect();
-            publisher
-                .send_all(
-                    bodies
-                        .iter()
-                        .map(|(topic, key, value, headers)| OutgoingMessage {
-                            topic,
-                            key,
-                            value,
-                            headers: headers.clone(),
-                        })
-                        .collect(),
-                )
-                .await
-                .map_err(|e| e.to_string())?;
+            });
+            sent_ref.push(Sent {
+                seq: row.seq,
+                topic: row.topic.clone(),
+                key: row.partition_key.clone(),
+                envelope,
+            });
+            delivery.delivered.push((row, log));
         }
-        for (_, topic, key, env) in decoded {
-            if let Some(envelope) = env {
-                metrics::counter!("events_published_total", "topic" => topic.clone()).increment(1);
-                delivered_ref.push(envelope.clone());
-                sink.bus().publish(BusEvent {
-                    topic,
-                    key,
-                    envelope,
-                });
-            }
-        }
-        Ok(())
+        Ok(delivery)
     })
     .await?;
+    let dead: HashSet<i64> = relayed.dead.iter().map(|(seq, _)| *seq).collect();
+    for (seq, error) in &relayed.dead {
+        tracing::error!(seq, error = %error, "outbox row can never be published; moved to event_outbox_dead");
+        metrics::counter!("outbox_quarantined_total").increment(1);
+    }
+    let mut delivered: Vec<OnexEnvelopeV1> = Vec::with_capacity(sent.len());
+    for Sent {
+        seq,
+        topic,
+        key,
+        envelope,
+    } in sent
+    {
+        if dead.contains(&seq) {
+            continue;
+        }
+        metrics::counter!("events_published_total", "topic" => topic.clone()).increment(1);
+        if matches!(sink, Sink::InProcess { .. }) {
+            delivered.push(envelope.clone());
+        }
+        sink.bus().publish(BusEvent {
+            topic,
+            key,
+            envelope,
+        });
+    }
     if let Sink::InProcess { consumers, .. } = sink {
         if !delivered.is_empty() {
             for c in consumers {
@@ -169,5 +182,60 @@ pub async fn publish_pending(db: &Db, sink: &Sink) -> Result<usize, StoreError> 
             }
         }
     }
-    Ok(n)
+    Ok(relayed.claimed)
+}
+
+/// Send the rows to Kafka, one delivery report each. A message refused for good joins `rejected`;
+/// any transient failure fails the batch (the whole batch is retried, consumers drop duplicates).
+async fn publish_kafka(
+    publisher: &KafkaPublisher,
+    rows: Vec<(OutboxRow, OnexEnvelopeV1)>,
+    rejected: &mut Vec<(OutboxRow, String)>,
+) -> Result<Vec<(OutboxRow, OnexEnvelopeV1)>, String> {
+    let mut bodies: Vec<(Vec<u8>, rdkafka::message::OwnedHeaders)> = Vec::with_capacity(rows.len());
+    let mut encodable = Vec::with_capacity(rows.len());
+    for (row, env) in rows {
+        match serde_json::to_vec(&row.envelope.0) {
+            Ok(value) => {
+                bodies.push((value, envelope_headers(&env)));
+                encodable.push((row, env));
+            }
+            Err(e) => rejected.push((row, format!("unencodable envelope: {e}"))),
+        }
+    }
+    let results = publisher
+        .send_each(
+            encodable
+                .iter()
+                .zip(&bodies)
+                .map(|((row, _), (value, headers))| OutgoingMessage {
+                    topic: &row.topic,
+                    key: &row.partition_key,
+                    value,
+                    headers: headers.clone(),
+                })
+                .collect(),
+        )
+        .await;
+    let mut accepted = Vec::with_capacity(encodable.len());
+    let mut transient = None;
+    for (item, result) in encodable.into_iter().zip(results) {
+        match result {
+            Ok(()) => accepted.push(item),
+            Err(e) if e.permanent => rejected.push((
+                item.0,
+                format!("kafka refused the message for good: {}", e.message),
+            )),
+            Err(e) => {
+                transient = Some(format!(
+                    "kafka delivery to {} failed: {}",
+                    e.topic, e.message
+                ))
+            }
+        }
+    }
+    match transient {
+        Some(e) => Err(e),
+        None => Ok(accepted),
+    }
 }

@@ -1,4 +1,5 @@
-//! Handlers of the DLQ monitor: `/api/v1/dlq/{stats,messages,redrive,reset}`.
+//! Handlers of the DLQ monitor: `/api/v1/dlq/{stats,messages,redrive,reset}` and the quarantined
+//! outbox rows, `/api/v1/dlq/outbox` and `/api/v1/dlq/outbox/redrive`.
 
 use actix_web::{web, HttpRequest, HttpResponse};
 use chrono::{DateTime, Utc};
@@ -11,6 +12,7 @@ use super::envelope::{ok, Envelope};
 use super::error::ApiError;
 use super::extract::ValidJson;
 use crate::store::dlq::{DlqAlertRow, DlqRecordRow};
+use crate::store::outbox::DeadOutboxRow;
 use crate::web::params::Query;
 use crate::web::AppState;
 
@@ -234,4 +236,115 @@ pub async fn reset(
 ) -> Result<HttpResponse, ApiError> {
     let topics = state.dlq.reset(body.0.topic.as_deref()).await?;
     Ok(ok(ResetResponse { reset: topics }))
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DeadOutboxEvent {
+    /// The row's outbox sequence number when it failed (what a redrive names).
+    pub seq: i64,
+    pub event_id: Uuid,
+    pub topic: String,
+    pub partition_key: String,
+    /// The envelope's `event_type`, when it has one.
+    pub event_type: Option<String>,
+    /// Size of the stored envelope (the envelope itself is not listed: it may be large).
+    pub envelope_bytes: usize,
+    pub error: String,
+    pub created_at: DateTime<Utc>,
+    pub failed_at: DateTime<Utc>,
+}
+
+impl From<DeadOutboxRow> for DeadOutboxEvent {
+    fn from(r: DeadOutboxRow) -> Self {
+        DeadOutboxEvent {
+            seq: r.seq,
+            event_id: r.event_id.0,
+            event_type: r
+                .envelope
+                .0
+                .get("event_type")
+                .and_then(Value::as_str)
+                .map(|t| t.chars().take(200).collect()),
+            envelope_bytes: r.envelope.0.to_string().len(),
+            topic: r.topic,
+            partition_key: r.partition_key,
+            error: r.error,
+            created_at: r.created_at.0,
+            failed_at: r.failed_at.0,
+        }
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DeadOutboxEvents {
+    pub total: i64,
+    pub events: Vec<DeadOutboxEvent>,
+}
+
+/// Outbox events the relay quarantined because they can never be published as they are (newest
+/// first, `?limit=` up to 1000).
+#[utoipa::path(get, path = "/api/v1/dlq/outbox", tag = "dlq",
+    params(("limit" = Option<i64>, Query)),
+    responses((status = 200, description = "Quarantined outbox events", body = Envelope<DeadOutboxEvents>)))]
+pub async fn outbox(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+) -> Result<HttpResponse, ApiError> {
+    let q = Query::parse(&req)?;
+    let limit = q.int("limit", 50, 1, 1000)?;
+    let (rows, total) = state.dlq.outbox_dead(limit).await?;
+    Ok(ok(DeadOutboxEvents {
+        total,
+        events: rows.into_iter().map(DeadOutboxEvent::from).collect(),
+    }))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct OutboxRedriveRequest {
+    /// Rows to move back (their `seq`); absent = the oldest `limit` rows.
+    pub seqs: Option<Vec<i64>>,
+    /// Rows per call, 1..=1000 (default 100): redrive a large quarantine in batches.
+    pub limit: Option<i64>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct OutboxRedriveResponse {
+    /// Rows moved back into the outbox (published within a second).
+    pub redriven: usize,
+    /// Rows still quarantined.
+    pub remaining: i64,
+}
+
+/// Move quarantined outbox events back into the outbox once what refused them is fixed (e.g. the
+/// broker's and `kafka.message_max_bytes` limits raised). One that still fails is quarantined again.
+#[utoipa::path(post, path = "/api/v1/dlq/outbox/redrive", tag = "dlq", request_body = OutboxRedriveRequest,
+    responses((status = 200, description = "Redrive result", body = Envelope<OutboxRedriveResponse>),
+        (status = 422, description = "VALIDATION_ERROR")))]
+pub async fn outbox_redrive(
+    state: web::Data<AppState>,
+    body: ValidJson<OutboxRedriveRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let r = body.0;
+    let limit = r.limit.unwrap_or(100);
+    if !(1..=1000).contains(&limit) {
+        return Err(ApiError::validation(
+            "limit",
+            "limit must be between 1 and 1000",
+        ));
+    }
+    if r.seqs
+        .as_ref()
+        .is_some_and(|s| s.is_empty() || s.len() > 1000)
+    {
+        return Err(ApiError::validation(
+            "seqs",
+            "seqs must name between 1 and 1000 rows",
+        ));
+    }
+    let (redriven, remaining) = state.dlq.redrive_outbox(r.seqs.as_deref(), limit).await?;
+    Ok(ok(OutboxRedriveResponse {
+        redriven,
+        remaining,
+    }))
 }

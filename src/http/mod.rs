@@ -151,6 +151,11 @@ pub fn configure(cfg: &mut web::ServiceConfig, settings: &Settings) {
             web::post().to(dlq::redrive),
         ))
         .service(resource("/api/v1/dlq/reset", web::post().to(dlq::reset)))
+        .service(resource("/api/v1/dlq/outbox", web::get().to(dlq::outbox)))
+        .service(resource(
+            "/api/v1/dlq/outbox/redrive",
+            web::post().to(dlq::outbox_redrive),
+        ))
         .service(resource("/api/v1/events", web::get().to(tracer::list)))
         // Before `/api/v1/events/{event_id}`: routes match in registration order.
         .service(resource(

@@ -175,6 +175,9 @@ pub async fn metrics_prometheus(state: web::Data<AppState>) -> HttpResponse {
         metrics::gauge!("outbox_unsent_events").set(unsent as f64);
         metrics::gauge!("outbox_oldest_unsent_age_seconds").set(age.unwrap_or(0.0));
     }
+    if let Some(dead) = health::outbox_dead(&state).await {
+        metrics::gauge!("outbox_dead_events").set(dead as f64);
+    }
     HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4")
         .body(crate::telemetry::prometheus().render())
@@ -208,6 +211,8 @@ pub async fn metrics_prometheus(state: web::Data<AppState>) -> HttpResponse {
         super::dlq::messages,
         super::dlq::redrive,
         super::dlq::reset,
+        super::dlq::outbox,
+        super::dlq::outbox_redrive,
         super::tracer::list,
         super::tracer::get,
         super::tracer::stream,

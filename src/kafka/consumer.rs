@@ -1,6 +1,13 @@
 //! Consumer-group runner: reads batches, hands them to a handler, dead-letters poison messages to
 //! their DLQ topic with the Kafka Connect error headers, and stores offsets only after the handler
 //! (and the dead-lettering) succeeded — a crash re-delivers, and handlers are idempotent.
+//!
+//! Poison never blocks a partition. A handler sorts its failures: transient (database or broker
+//! unreachable, timeouts) retries the batch with bounded back-off (100 ms doubling to 5 s, logged,
+//! `kafka_handler_retries_total{group}`); permanent (the data is refused) makes the runner split the
+//! batch in halves until the one message that fails alone is found, which is then dead-lettered (or,
+//! for handlers whose policy is [`PoisonPolicy::Skip`], skipped and counted) while the rest is
+//! processed. A dead letter Kafka refuses for good (too large) is dropped, logged and counted.
 
 use std::future::Future;
 use std::time::Duration;
@@ -13,6 +20,7 @@ use super::producer::{KafkaPublisher, OutgoingMessage};
 use super::{base_config, KafkaAdapterError};
 use crate::config::KafkaSettings;
 use crate::events::topics::dlq_topic_for;
+use crate::store::StoreError;
 
 /// A message read from Kafka, detached from the consumer.
 #[derive(Debug, Clone)]
@@ -34,13 +42,83 @@ pub struct Poison {
     pub message: String,
 }
 
+/// Why a handler could not process a batch.
+#[derive(Debug, Clone)]
+pub enum HandlerError {
+    /// Retrying later can succeed: the whole batch is retried with bounded back-off.
+    Transient(String),
+    /// Some message in the batch can never be processed: the runner isolates it.
+    Permanent(String),
+}
+
+impl From<StoreError> for HandlerError {
+    fn from(e: StoreError) -> Self {
+        if e.is_transient() {
+            HandlerError::Transient(e.to_string())
+        } else {
+            HandlerError::Permanent(e.to_string())
+        }
+    }
+}
+
+/// What happens to a message its handler can never process.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PoisonPolicy {
+    /// To its DLQ topic (the tracer's group: one group dead-letters, so the DLQ counts it once).
+    DeadLetter,
+    /// Skipped, logged and counted (`kafka_poison_skipped_total`): groups reading topics the
+    /// tracer already dead-letters, and the DLQ monitor itself.
+    Skip,
+}
+
 pub trait BatchHandler: Send + Sync + 'static {
     /// Process a batch. `Ok` lists the poison messages by index (they are dead-lettered);
-    /// `Err` is transient: the whole batch is retried.
+    /// `Err` says whether retrying can help (see [`HandlerError`]).
     fn handle(
         &self,
         batch: &[Incoming],
-    ) -> impl Future<Output = Result<Vec<(usize, Poison)>, String>> + Send;
+    ) -> impl Future<Output = Result<Vec<(usize, Poison)>, HandlerError>> + Send;
+
+    fn poison_policy(&self) -> PoisonPolicy {
+        PoisonPolicy::DeadLetter
+    }
+}
+
+/// Run the handler over `batch`; on a permanent failure split the batch until the messages that fail
+/// alone are found, and report those as poison with the rest processed. A transient failure anywhere
+/// fails the whole call (the caller retries the batch; handlers are idempotent).
+async fn handle_isolating<H: BatchHandler>(
+    handler: &H,
+    batch: &[Incoming],
+    group: &str,
+) -> Result<Vec<(usize, Poison)>, String> {
+    let mut poison = Vec::new();
+    // Ranges still to handle, the next one last (so they run in offset order).
+    let mut pending = vec![(0, batch.len())];
+    while let Some((start, end)) = pending.pop() {
+        match handler.handle(&batch[start..end]).await {
+            Ok(p) => poison.extend(p.into_iter().map(|(i, reason)| (start + i, reason))),
+            Err(HandlerError::Transient(e)) => return Err(e),
+            Err(HandlerError::Permanent(e)) if end - start == 1 => poison.push((
+                start,
+                Poison {
+                    class_name: "omninode.bridge.PermanentProcessingError".to_owned(),
+                    message: e,
+                },
+            )),
+            Err(HandlerError::Permanent(e)) => {
+                metrics::counter!("kafka_handler_isolations_total", "group" => group.to_owned())
+                    .increment(1);
+                tracing::warn!(error = %e, group, messages = end - start,
+                    "consumer handler refused a batch for good; isolating the message");
+                let mid = start + (end - start) / 2;
+                pending.push((mid, end));
+                pending.push((start, mid));
+            }
+        }
+    }
+    poison.sort_by_key(|(i, _)| *i);
+    Ok(poison)
 }
 
 pub struct ConsumerSpec {
@@ -158,13 +236,21 @@ pub async fn run<H: BatchHandler>(
                 _ => break,
             }
         }
-        let mut attempt = 0;
+        let mut attempt: u32 = 0;
         let poison = loop {
-            match handler.handle(&batch).await {
+            match handle_isolating(&handler, &batch, &spec.group_id).await {
                 Ok(p) => break p,
                 Err(e) => {
-                    attempt += 1;
-                    tracing::warn!(error = %e, attempt, "consumer handler failed; retrying batch");
+                    attempt = attempt.saturating_add(1);
+                    metrics::counter!("kafka_handler_retries_total", "group" => spec.group_id.clone())
+                        .increment(1);
+                    if attempt % 20 == 0 {
+                        tracing::error!(error = %e, attempt, group = %spec.group_id,
+                            "consumer handler keeps failing; partition waits");
+                    } else {
+                        tracing::warn!(error = %e, attempt, group = %spec.group_id,
+                            "consumer handler failed; retrying batch");
+                    }
                     if shutdown.is_cancelled() {
                         return Ok(());
                     }
@@ -172,25 +258,51 @@ pub async fn run<H: BatchHandler>(
                 }
             }
         };
+        let policy = handler.poison_policy();
         for (i, reason) in &poison {
             let msg = &batch[*i];
+            if policy == PoisonPolicy::Skip {
+                tracing::warn!(topic = %msg.topic, partition = msg.partition, offset = msg.offset,
+                    group = %spec.group_id, reason = %reason.message, "poison message skipped");
+                metrics::counter!("kafka_poison_skipped_total", "group" => spec.group_id.clone(),
+                    "topic" => msg.topic.clone())
+                .increment(1);
+                continue;
+            }
             let target = dlq_topic_for(&msg.topic);
-            let mut attempt = 0;
+            let mut attempt: u32 = 0;
             loop {
                 let sent = dlq
-                    .send_all(vec![OutgoingMessage {
+                    .send_each(vec![OutgoingMessage {
                         topic: &target,
                         key: std::str::from_utf8(msg.key.as_deref().unwrap_or_default())
                             .unwrap_or(""),
                         value: msg.value.as_deref().unwrap_or_default(),
                         headers: dead_letter_headers(msg, reason),
                     }])
-                    .await;
+                    .await
+                    .pop()
+                    .unwrap_or(Ok(()));
                 match sent {
-                    Ok(()) => break,
+                    Ok(()) => {
+                        tracing::warn!(topic = %msg.topic, partition = msg.partition, offset = msg.offset,
+                            dlq = %target, reason = %reason.message, "poison message dead-lettered");
+                        metrics::counter!("kafka_dead_lettered_total", "topic" => msg.topic.clone())
+                            .increment(1);
+                        break;
+                    }
+                    Err(e) if e.permanent => {
+                        // The dead letter itself can never be written (e.g. the headers pushed it
+                        // over the size limit): keep the partition moving, loudly.
+                        tracing::error!(error = %e.message, topic = %msg.topic, partition = msg.partition,
+                            offset = msg.offset, dlq = %target, "poison message could not be dead-lettered; dropped");
+                        metrics::counter!("kafka_poison_dropped_total", "topic" => msg.topic.clone())
+                            .increment(1);
+                        break;
+                    }
                     Err(e) => {
-                        attempt += 1;
-                        tracing::warn!(error = %e, attempt, topic = %target, "dead-lettering failed; retrying");
+                        attempt = attempt.saturating_add(1);
+                        tracing::warn!(error = %e.message, attempt, topic = %target, "dead-lettering failed; retrying");
                         if shutdown.is_cancelled() {
                             return Ok(());
                         }
@@ -198,10 +310,6 @@ pub async fn run<H: BatchHandler>(
                     }
                 }
             }
-            tracing::warn!(topic = %msg.topic, partition = msg.partition, offset = msg.offset,
-                dlq = %target, reason = %reason.message, "poison message dead-lettered");
-            metrics::counter!("kafka_dead_lettered_total", "topic" => msg.topic.clone())
-                .increment(1);
         }
         for m in &batch {
             if let Err(e) = consumer.store_offset(&m.topic, m.partition, m.offset) {

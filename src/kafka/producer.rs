@@ -6,14 +6,54 @@ use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use futures_util::future::join_all;
+use rdkafka::error::KafkaError;
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
+use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::util::Timeout;
 use rdkafka::ClientConfig;
 
 use super::{base_config, KafkaAdapterError};
 use crate::config::KafkaSettings;
 use crate::events::envelope::OnexEnvelopeV1;
+
+/// Why one message was not delivered.
+#[derive(Debug, Clone)]
+pub struct DeliveryError {
+    pub topic: String,
+    pub message: String,
+    /// The broker (or the client's own checks) will never accept this message as it is.
+    pub permanent: bool,
+}
+
+impl From<DeliveryError> for KafkaAdapterError {
+    fn from(e: DeliveryError) -> Self {
+        KafkaAdapterError::Delivery {
+            topic: e.topic,
+            message: e.message,
+        }
+    }
+}
+
+/// Errors that say "this message, as it is, can never be produced" — retrying it cannot help. Everything
+/// else (broker down, timeouts, leader moves, a topic still being created) is transient.
+pub fn is_permanent(e: &KafkaError) -> bool {
+    use RDKafkaErrorCode as C;
+    match e {
+        KafkaError::MessageProduction(code) => matches!(
+            code,
+            C::MessageSizeTooLarge
+                | C::InvalidMessageSize
+                | C::InvalidMessage
+                | C::MessageBatchTooLarge
+                | C::InvalidRecord
+                | C::InvalidTopic
+                | C::BadMessage
+                | C::InvalidArgument
+        ),
+        _ => false,
+    }
+}
 
 /// One message to publish.
 pub struct OutgoingMessage<'a> {
@@ -68,7 +108,8 @@ impl KafkaPublisher {
                 "message.timeout.ms",
                 settings.delivery_timeout_ms.to_string(),
             )
-            .set("queue.buffering.max.messages", "200000");
+            .set("queue.buffering.max.messages", "200000")
+            .set("message.max.bytes", settings.message_max_bytes.to_string());
         let producer: FutureProducer = config.create()?;
         Ok(KafkaPublisher {
             producer: Arc::new(RwLock::new(producer)),
@@ -115,21 +156,35 @@ impl KafkaPublisher {
         &self,
         messages: Vec<OutgoingMessage<'_>>,
     ) -> Result<(), KafkaAdapterError> {
+        for r in self.send_each(messages).await {
+            r.map_err(KafkaAdapterError::from)?;
+        }
+        Ok(())
+    }
+
+    /// Send every message and wait for all delivery reports; one result per message, in order.
+    /// A failure says whether it is permanent for that message (e.g. over `message.max.bytes`) or
+    /// transient (broker unavailable, timeout): only transient failures count towards recreating a
+    /// stuck producer.
+    pub async fn send_each(
+        &self,
+        messages: Vec<OutgoingMessage<'_>>,
+    ) -> Vec<Result<(), DeliveryError>> {
         let producer = self.current();
-        let result = self.send_with(&producer, messages).await;
-        if result.is_err() {
+        let results = self.send_with(&producer, messages).await;
+        if results.iter().any(|r| matches!(r, Err(e) if !e.permanent)) {
             self.replace_if_stuck(&producer);
         } else {
             self.failed_batches.store(0, Ordering::Release);
         }
-        result
+        results
     }
 
     async fn send_with(
         &self,
         producer: &FutureProducer,
         messages: Vec<OutgoingMessage<'_>>,
-    ) -> Result<(), KafkaAdapterError> {
+    ) -> Vec<Result<(), DeliveryError>> {
         let sends = messages.into_iter().map(|m| {
             let topic = m.topic.to_owned();
             let record = FutureRecord::to(m.topic)
@@ -144,20 +199,20 @@ impl KafkaPublisher {
                         Ok(())
                     }
                     Err((e, _)) => {
-                        metrics::counter!("kafka_produce_failed_total", "topic" => topic.clone())
-                            .increment(1);
-                        Err(KafkaAdapterError::Delivery {
+                        let permanent = is_permanent(&e);
+                        metrics::counter!("kafka_produce_failed_total", "topic" => topic.clone(),
+                            "error_type" => if permanent { "permanent" } else { "transient" })
+                        .increment(1);
+                        Err(DeliveryError {
                             topic,
                             message: e.to_string(),
+                            permanent,
                         })
                     }
                 }
             }
         });
-        for r in join_all(sends).await {
-            r?;
-        }
-        Ok(())
+        join_all(sends).await
     }
 
     /// Can a broker be reached? (A metadata request, off the async workers.)

@@ -22,7 +22,7 @@ use crate::config::ReducerSettings;
 use crate::events::envelope::OnexEnvelopeV1;
 use crate::events::topics::EventKind;
 use crate::events::EventFactory;
-use crate::kafka::consumer::{BatchHandler, Incoming, Poison};
+use crate::kafka::consumer::{BatchHandler, HandlerError, Incoming, Poison, PoisonPolicy};
 use crate::store::outbox::NewOutboxEvent;
 use crate::store::reducer::{self as store, Applied, ApplyError};
 use crate::store::{Db, StoreError};
@@ -150,6 +150,37 @@ impl Reducer {
         Ok(counted)
     }
 
+    /// [`Reducer::apply`], setting aside what the database refuses for good: on a permanent failure the
+    /// facts are halved until the one refused alone is found; it is marked processed without being
+    /// counted (logged, `reducer_poison_skipped_total`) and the rest is counted. Transient failures
+    /// are returned (the caller retries or catches up later).
+    pub async fn apply_isolating(&self, facts: &[StampFact]) -> Result<usize, StoreError> {
+        let mut counted = 0;
+        let mut pending = vec![(0, facts.len())];
+        while let Some((start, end)) = pending.pop() {
+            if start == end {
+                continue;
+            }
+            match self.apply(&facts[start..end]).await {
+                Ok(n) => counted += n,
+                Err(e) if e.is_transient() => return Err(e),
+                Err(e) if end - start == 1 => {
+                    let fact = &facts[start];
+                    tracing::error!(event_id = %fact.event_id, namespace = %fact.namespace, error = %e,
+                        "the database refuses this stamp event for good; skipped by the reducer");
+                    metrics::counter!("reducer_poison_skipped_total").increment(1);
+                    store::mark_skipped(&self.db, fact).await?;
+                }
+                Err(_) => {
+                    let mid = start + (end - start) / 2;
+                    pending.push((mid, end));
+                    pending.push((start, mid));
+                }
+            }
+        }
+        Ok(counted)
+    }
+
     async fn record_failure(&self, batch_id: uuid::Uuid, reason: &str) {
         metrics::counter!("reducer_failures_total").increment(1);
         let env = self.events.envelope(
@@ -184,7 +215,7 @@ impl Reducer {
                     )
                 })
                 .collect();
-            let counted = self.apply(&facts).await?;
+            let counted = self.apply_isolating(&facts).await?;
             total += counted;
             // A short page is the last; a page with nothing aggregatable would come back forever.
             if rows.len() < 5000 || counted == 0 {
@@ -219,10 +250,10 @@ impl Reducer {
                             pending.extend(envs.iter().filter_map(fact_from_envelope));
                             if pending.len() >= self.settings.batch_size { break; }
                         }
-                        None => { let _ = self.apply(&pending).await; return; }
+                        None => { let _ = self.apply_isolating(&pending).await; return; }
                     },
                     _ = tokio::time::sleep_until(deadline) => break,
-                    _ = shutdown.cancelled() => { let _ = self.apply(&pending).await; return; }
+                    _ = shutdown.cancelled() => { let _ = self.apply_isolating(&pending).await; return; }
                 }
             }
             if needs_catch_up {
@@ -231,7 +262,7 @@ impl Reducer {
             if pending.is_empty() {
                 continue;
             }
-            match self.apply(&pending).await {
+            match self.apply_isolating(&pending).await {
                 Ok(_) => pending.clear(),
                 Err(e) => {
                     // The events are in event_logs: drop the in-memory copy and catch up from there.
@@ -254,7 +285,7 @@ impl BatchHandler for KafkaReducer {
     fn handle(
         &self,
         batch: &[Incoming],
-    ) -> impl Future<Output = Result<Vec<(usize, Poison)>, String>> + Send {
+    ) -> impl Future<Output = Result<Vec<(usize, Poison)>, HandlerError>> + Send {
         let mut facts = Vec::with_capacity(batch.len());
         for m in batch {
             match m
@@ -271,8 +302,14 @@ impl BatchHandler for KafkaReducer {
         }
         let reducer = self.0.clone();
         async move {
-            reducer.apply(&facts).await.map_err(|e| e.to_string())?;
+            reducer.apply(&facts).await.map_err(HandlerError::from)?;
             Ok(Vec::new())
         }
+    }
+
+    /// A message the reducer can never aggregate is skipped (and counted) once isolated: the
+    /// tracer's group dead-letters what it cannot record, and the reducer never blocks on the rest.
+    fn poison_policy(&self) -> PoisonPolicy {
+        PoisonPolicy::Skip
     }
 }

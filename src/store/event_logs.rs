@@ -1,5 +1,14 @@
 //! `event_logs`, owned by the event tracer: every event seen, recorded once per `event_id`
 //! (`ON CONFLICT DO NOTHING`, so redeliveries are no-ops).
+//!
+//! Indexed text (`session_id`, `correlation_id`, `topic`, `namespace`, and `event_type`/`status`,
+//! which a partial index's predicate reads) is cut at [`MAX_INDEXED_CHARS`] characters on the way in,
+//! so no value — whatever an event carries — can exceed an index row (PostgreSQL refuses a B-tree
+//! entry over ~2.7 KB, and one such row would otherwise fail its whole batch forever). The payload
+//! keeps the full value; the tracer's queries accept ids of at most the same length, so a long id
+//! is found by its first 512 characters.
+
+use std::borrow::Cow;
 
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
@@ -28,11 +37,72 @@ pub struct EventLogRow {
     pub recorded_at: DbTs,
 }
 
+/// The longest indexed text kept (characters; at most 2 KiB in UTF-8, well inside an index row).
+pub const MAX_INDEXED_CHARS: usize = 512;
+
+fn cut(s: &mut String) {
+    if let Some((at, _)) = s.char_indices().nth(MAX_INDEXED_CHARS) {
+        s.truncate(at);
+    }
+}
+
+fn too_long(s: &str) -> bool {
+    // Bytes first: a string of at most MAX_INDEXED_CHARS bytes cannot have more characters.
+    s.len() > MAX_INDEXED_CHARS && s.chars().nth(MAX_INDEXED_CHARS).is_some()
+}
+
+impl EventLogRow {
+    fn is_bounded(&self) -> bool {
+        ![
+            self.session_id.as_deref(),
+            self.correlation_id.as_deref(),
+            self.namespace.as_deref(),
+            Some(self.event_type.as_str()),
+            Some(self.topic.as_str()),
+            Some(self.status.as_str()),
+        ]
+        .into_iter()
+        .flatten()
+        .any(too_long)
+    }
+
+    /// The row with every indexed text cut at [`MAX_INDEXED_CHARS`] characters.
+    pub fn bounded(mut self) -> Self {
+        if !self.is_bounded() {
+            for s in [
+                &mut self.session_id,
+                &mut self.correlation_id,
+                &mut self.namespace,
+            ]
+            .into_iter()
+            .flatten()
+            {
+                cut(s);
+            }
+            cut(&mut self.event_type);
+            cut(&mut self.topic);
+            cut(&mut self.status);
+        }
+        self
+    }
+}
+
+/// `rows`, copied only if one of them needs cutting.
+pub(crate) fn bounded_rows(rows: &[EventLogRow]) -> Cow<'_, [EventLogRow]> {
+    if rows.iter().all(EventLogRow::is_bounded) {
+        Cow::Borrowed(rows)
+    } else {
+        Cow::Owned(rows.iter().cloned().map(EventLogRow::bounded).collect())
+    }
+}
+
 /// Insert rows, ignoring event ids already recorded. Returns how many were new.
 pub async fn insert_batch(db: &Db, rows: &[EventLogRow]) -> Result<usize, StoreError> {
     if rows.is_empty() {
         return Ok(0);
     }
+    let rows = bounded_rows(rows);
+    let rows = rows.as_ref();
     let mut conn = db.conn().await?;
     let result: Result<usize, diesel::result::Error> = match &mut conn {
         super::DbConn::Pg(conn) => {
@@ -68,7 +138,7 @@ pub(crate) mod sqlite_sync {
     /// Insert inside the caller's transaction (or autocommit).
     pub fn insert_rows(c: &mut SqliteConnection, rows: &[EventLogRow]) -> QueryResult<usize> {
         let mut n = 0;
-        for row in rows {
+        for row in super::bounded_rows(rows).iter() {
             n += diesel::insert_into(event_logs::table)
                 .values(row)
                 .on_conflict(event_logs::event_id)
@@ -351,4 +421,45 @@ pub async fn topic_counts(db: &Db, since: DateTime<Utc>) -> Result<Vec<(String, 
         v.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
         v
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn indexed_text_is_cut_at_512_characters() {
+        let long = "é".repeat(20_000); // 40 KB of UTF-8
+        let row = EventLogRow {
+            event_id: DbUuid(uuid::Uuid::nil()),
+            session_id: Some(long.clone()),
+            correlation_id: Some("short".into()),
+            event_type: long.clone(),
+            topic: "t".into(),
+            kafka_partition: None,
+            kafka_offset: None,
+            event_timestamp: DbTs(Utc::now()),
+            status: "ok".into(),
+            processing_time_ms: None,
+            namespace: Some(long.clone()),
+            payload: DbJson(serde_json::json!({"session_id": long})),
+            metadata: DbJson(serde_json::json!({})),
+            recorded_at: DbTs(Utc::now()),
+        };
+        let rows = [row];
+        let cut = bounded_rows(&rows);
+        assert!(matches!(cut, Cow::Owned(_)));
+        let r = &cut[0];
+        assert_eq!(r.session_id.as_deref(), Some("é".repeat(512).as_str()));
+        assert_eq!(r.event_type, "é".repeat(512));
+        assert_eq!(r.namespace.as_deref().map(|s| s.chars().count()), Some(512));
+        assert_eq!(r.correlation_id.as_deref(), Some("short"));
+        // The payload keeps the whole value.
+        assert_eq!(
+            r.payload.0["session_id"].as_str().map(str::len),
+            Some(40_000)
+        );
+        // Already bounded rows are not copied.
+        assert!(matches!(bounded_rows(&cut), Cow::Borrowed(_)));
+    }
 }

@@ -10,6 +10,7 @@
 pub mod breaker;
 pub mod dlq;
 pub mod event_logs;
+mod failure;
 pub mod outbox;
 pub mod reducer;
 pub mod schema;

@@ -500,3 +500,22 @@ pub async fn unprocessed_logged_events(
     });
     db.observe(result.map_err(StoreError::from))
 }
+
+/// Mark an event processed without counting it: the reducer's way to set aside a fact the database
+/// refuses for good, so the embedded catch-up does not return it forever.
+pub async fn mark_skipped(db: &Db, fact: &StampFact) -> Result<(), StoreError> {
+    let mut conn = db.conn().await?;
+    let row = ProcessedRow {
+        event_id: DbUuid(fact.event_id),
+        namespace: fact.namespace.clone(),
+        processed_at: DbTs(Utc::now()),
+    };
+    let result = db_run!(conn, {
+        diesel::insert_into(reducer_processed_events::table)
+            .values(&row)
+            .on_conflict_do_nothing()
+            .execute(conn)
+            .await
+    });
+    db.observe(result.map_err(StoreError::from)).map(|_| ())
+}

@@ -38,6 +38,22 @@ diesel::table! {
 }
 
 diesel::table! {
+    use diesel::sql_types::{BigInt, Text};
+    use crate::store::sql_types::sql::{Json, Ts, Uuid};
+
+    event_outbox_dead (seq) {
+        seq -> BigInt,
+        event_id -> Uuid,
+        topic -> Text,
+        partition_key -> Text,
+        envelope -> Json,
+        created_at -> Ts,
+        error -> Text,
+        failed_at -> Ts,
+    }
+}
+
+diesel::table! {
     use diesel::sql_types::{BigInt, Double, Integer, Nullable, Text};
     use crate::store::sql_types::sql::{Json, Ts, Uuid};
 
@@ -221,6 +237,7 @@ diesel::table! {
 diesel::allow_tables_to_appear_in_same_query!(
     metadata_stamps,
     event_outbox,
+    event_outbox_dead,
     event_logs,
     bridge_states,
     bridge_state_members,

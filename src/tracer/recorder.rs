@@ -5,7 +5,7 @@ use std::future::Future;
 
 use super::live::LiveFeed;
 use super::{record_message, Source};
-use crate::kafka::consumer::{BatchHandler, Incoming, Poison};
+use crate::kafka::consumer::{BatchHandler, HandlerError, Incoming, Poison};
 use crate::store::{event_logs, Db};
 
 pub struct KafkaRecorder {
@@ -18,7 +18,7 @@ impl BatchHandler for KafkaRecorder {
     fn handle(
         &self,
         batch: &[Incoming],
-    ) -> impl Future<Output = Result<Vec<(usize, Poison)>, String>> + Send {
+    ) -> impl Future<Output = Result<Vec<(usize, Poison)>, HandlerError>> + Send {
         let mut rows = Vec::with_capacity(batch.len());
         let mut poison = Vec::new();
         for (i, m) in batch.iter().enumerate() {
@@ -60,9 +60,11 @@ impl BatchHandler for KafkaRecorder {
         let db = self.db.clone();
         let feed = self.feed.clone();
         async move {
+            // A row the database refuses for good (permanent) makes the runner isolate it and
+            // dead-letter it; indexed text is already cut to fit (`event_logs`).
             event_logs::insert_batch(&db, &rows)
                 .await
-                .map_err(|e| e.to_string())?;
+                .map_err(HandlerError::from)?;
             if let Some(feed) = feed {
                 feed.publish_external(&rows);
             }

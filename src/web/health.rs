@@ -107,6 +107,11 @@ pub struct EventBusHealth {
     /// Age of the oldest unpublished event (null: none waiting); absent with `outbox_unsent`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub oldest_unsent_age_seconds: Option<Option<f64>>,
+    /// Events the relay quarantined because they can never be published as they are
+    /// (`event_outbox_dead`; see `/api/v1/dlq/outbox`). They do not degrade the status: the events
+    /// behind them flow. Absent when the count could not be read within 500 ms.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub outbox_dead: Option<i64>,
     /// Brokers in the cluster metadata (Kafka reachable).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub brokers: Option<usize>,
@@ -193,6 +198,17 @@ pub async fn outbox_backlog(state: &AppState) -> Option<(i64, Option<f64>)> {
     Some((unsent, age))
 }
 
+/// Outbox events quarantined by the relay (None if the store did not answer within 500 ms).
+pub async fn outbox_dead(state: &AppState) -> Option<i64> {
+    tokio::time::timeout(
+        Duration::from_millis(500),
+        crate::store::outbox::dead_count(&state.db),
+    )
+    .await
+    .ok()?
+    .ok()
+}
+
 /// The event path is healthy while committed events leave the outbox promptly (and, with Kafka,
 /// while a broker answers a metadata request within 1 s).
 pub async fn event_bus(state: &AppState) -> EventBusHealth {
@@ -210,6 +226,7 @@ pub async fn event_bus(state: &AppState) -> EventBusHealth {
             kind: state.event_bus_kind(),
             outbox_unsent: Some(unsent),
             oldest_unsent_age_seconds: Some(age),
+            outbox_dead: None,
             brokers: None,
             error: None,
         },
@@ -218,10 +235,12 @@ pub async fn event_bus(state: &AppState) -> EventBusHealth {
             kind: state.event_bus_kind(),
             outbox_unsent: None,
             oldest_unsent_age_seconds: None,
+            outbox_dead: None,
             brokers: None,
             error: Some("outbox not readable".into()),
         },
     };
+    h.outbox_dead = outbox_dead(state).await;
     match broker {
         Some(Ok(brokers)) => h.brokers = Some(brokers),
         Some(Err(e)) => {
