@@ -270,7 +270,10 @@ impl Services {
                 .clone()
                 .run_recovery(workflow_recovery.clone()),
         );
+        let body_budget =
+            crate::web::budget::BodyBudget::new(settings.http.max_inflight_body_bytes);
         let state = web::Data::new(AppState {
+            body_budget,
             settings: Arc::new(settings),
             db,
             stamping,

@@ -40,6 +40,10 @@ pub struct HttpSettings {
     pub keep_alive_secs: u64,
     /// Live tail (SSE) subscribers served at once; more are refused with 503.
     pub max_sse_clients: usize,
+    /// Body limit of every JSON route that carries no content (bytes).
+    pub max_json_body_bytes: usize,
+    /// Request-body bytes held in memory at once, over all requests (bytes).
+    pub max_inflight_body_bytes: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -77,6 +81,11 @@ pub struct StampingSettings {
     pub max_content_bytes: usize,
     pub max_hash_bytes: u64,
     pub max_batch_items: usize,
+    /// Bounds of free-form JSON (`metadata`, workflow `metadata`): serialized bytes, nesting
+    /// depth, members + items.
+    pub max_metadata_bytes: usize,
+    pub max_metadata_depth: usize,
+    pub max_metadata_elements: usize,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -257,6 +266,22 @@ impl Settings {
             ),
             ("stamping.max_hash_bytes", self.stamping.max_hash_bytes),
             (
+                "stamping.max_metadata_bytes",
+                self.stamping.max_metadata_bytes as u64,
+            ),
+            (
+                "stamping.max_metadata_depth",
+                self.stamping.max_metadata_depth as u64,
+            ),
+            (
+                "stamping.max_metadata_elements",
+                self.stamping.max_metadata_elements as u64,
+            ),
+            (
+                "http.max_json_body_bytes",
+                self.http.max_json_body_bytes as u64,
+            ),
+            (
                 "stamping.max_batch_items",
                 self.stamping.max_batch_items as u64,
             ),
@@ -288,6 +313,19 @@ impl Settings {
             if value == 0 {
                 return Err(invalid(key, "must be greater than 0"));
             }
+        }
+        if self.stamping.max_metadata_depth > 64 {
+            return Err(invalid("stamping.max_metadata_depth", "must be at most 64"));
+        }
+        let largest_body = self.content_body_limit() as u64;
+        if self.http.max_inflight_body_bytes < largest_body {
+            return Err(invalid(
+                "http.max_inflight_body_bytes",
+                format!(
+                    "must be at least the largest content body ({largest_body} bytes: twice \
+                     stamping.max_content_bytes plus 1 MiB), or no such request could be admitted"
+                ),
+            ));
         }
         Namespace::parse(&self.stamping.default_namespace)
             .map_err(|e| invalid("stamping.default_namespace", e.to_string()))?;
@@ -330,6 +368,25 @@ impl Settings {
         tracing_subscriber::EnvFilter::try_new(&self.log.level)
             .map_err(|e| invalid("log.level", e.to_string()))?;
         Ok(())
+    }
+
+    /// Body limit of the routes that carry `content` (/stamp, /validate, /batch, workflows): JSON
+    /// escapes it, so twice `stamping.max_content_bytes` plus 1 MiB; the decoded size is checked
+    /// against `max_content_bytes` itself.
+    pub fn content_body_limit(&self) -> usize {
+        self.stamping
+            .max_content_bytes
+            .saturating_mul(2)
+            .saturating_add(1 << 20)
+    }
+
+    /// The bounds of free-form JSON values in request bodies.
+    pub fn free_json_limits(&self) -> crate::json::FreeJsonLimits {
+        crate::json::FreeJsonLimits {
+            max_bytes: self.stamping.max_metadata_bytes,
+            max_depth: self.stamping.max_metadata_depth,
+            max_elements: self.stamping.max_metadata_elements,
+        }
     }
 
     pub fn bind_addr(&self) -> SocketAddr {

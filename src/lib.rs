@@ -12,6 +12,7 @@ pub mod http;
 pub mod intelligence;
 pub mod json;
 pub mod kafka;
+pub mod multipart;
 pub mod reducer;
 pub mod stamping;
 pub mod store;

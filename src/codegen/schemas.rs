@@ -612,7 +612,10 @@ fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, SchemaError> {
             BODY_FIELD,
             format!("trailing data: {}", e.message_with_position()),
         ),
-        JsonErrorKind::Syntax | JsonErrorKind::Data => SchemaError::new(e.field, e.message),
+        JsonErrorKind::Syntax
+        | JsonErrorKind::Data
+        | JsonErrorKind::TooLarge
+        | JsonErrorKind::TooDeep => SchemaError::new(e.field, e.message),
     })
 }
 

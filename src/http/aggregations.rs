@@ -139,6 +139,9 @@ pub struct AggregationQuery {
     pub offset: Option<i64>,
 }
 
+/// Most namespaces one query may name.
+pub const MAX_QUERY_NAMESPACES: usize = 1000;
+
 /// Original route: query aggregates by namespace(s).
 #[utoipa::path(post, path = "/aggregation/query", tag = "aggregations", request_body = AggregationQuery,
     responses((status = 200, description = "Aggregates", body = Envelope<AggregateList>)))]
@@ -150,6 +153,15 @@ pub async fn query(
     let mut names = Vec::new();
     if let Some(ns) = &q.namespace {
         names.push(parse_namespace(ns, "namespace")?.to_string());
+    }
+    if q.namespaces
+        .as_ref()
+        .is_some_and(|n| n.len() > MAX_QUERY_NAMESPACES)
+    {
+        return Err(ApiError::validation(
+            "namespaces",
+            format!("at most {MAX_QUERY_NAMESPACES} namespaces per query"),
+        ));
     }
     for (i, ns) in q.namespaces.iter().flatten().enumerate() {
         names.push(parse_namespace(ns, &format!("namespaces[{i}]"))?.to_string());

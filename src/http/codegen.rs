@@ -10,7 +10,7 @@ use uuid::Uuid;
 
 use super::envelope::{ok, Envelope};
 use super::error::{ApiError, ErrorCode};
-use super::extract::ValidJson;
+use super::extract::JsonBody;
 use crate::codegen::schemas::{self, Operation};
 use crate::events::topics::CODEGEN_STATUS_TOPIC;
 use crate::web::context::RequestCtx;
@@ -27,7 +27,7 @@ use crate::web::AppState;
 pub async fn call(
     state: web::Data<AppState>,
     path: web::Path<String>,
-    body: ValidJson<Value>,
+    body: JsonBody,
 ) -> Result<HttpResponse, ApiError> {
     let op_name = path.into_inner();
     let op = Operation::parse(&op_name).ok_or_else(|| {
@@ -37,9 +37,8 @@ pub async fn call(
             format!("{op_name:?} is not one of analyze, validate, pattern, mixin"),
         )
     })?;
-    let bytes =
-        serde_json::to_vec(&body.0).map_err(|e| ApiError::validation("body", e.to_string()))?;
-    let request = schemas::parse_request(op, &bytes)?;
+    // Parsed once, straight into the operation's schema (no intermediate `Value`).
+    let request = schemas::parse_request(op, &body.0)?;
     let response = state.codegen.call(request, &RequestCtx::trace()).await?;
     Ok(ok(response))
 }

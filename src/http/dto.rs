@@ -3,10 +3,11 @@
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use serde_json::{Map, Value};
+use serde_json::Value;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
+use crate::json::FreeObject;
 use crate::stamping::core::StampType;
 use crate::stamping::StampRecord;
 
@@ -43,7 +44,7 @@ pub struct StampRequest {
     /// `uid`, `timestamp`, `author`, `version`, `protocol_version`, `content_type` shape the stamp;
     /// everything is stored.
     #[schema(value_type = Option<Object>)]
-    pub metadata: Option<Map<String, Value>>,
+    pub metadata: Option<FreeObject>,
     pub protocol_version: Option<String>,
 }
 
@@ -171,7 +172,7 @@ pub struct BatchItemRequest {
     pub file_path: Option<String>,
     pub namespace: Option<String>,
     #[schema(value_type = Option<Object>)]
-    pub metadata: Option<Map<String, Value>>,
+    pub metadata: Option<FreeObject>,
 }
 
 #[derive(Debug, Deserialize, ToSchema)]

@@ -52,15 +52,13 @@ fn resource(path: &str, route: actix_web::Route) -> actix_web::Resource {
 
 /// Every route of the JSON API (and the service info, health, metrics and OpenAPI routes).
 pub fn configure(cfg: &mut web::ServiceConfig, settings: &Settings) {
-    let s = &settings.stamping;
-    // JSON bodies carry `content` escaped; allow for escaping overhead, then check the decoded size.
-    let json_limit = extract::JsonLimit(
-        s.max_content_bytes
-            .saturating_mul(2)
-            .saturating_add(1 << 20),
-    );
-    cfg.app_data(json_limit)
-        .service(resource("/", web::get().to(system::root)))
+    // Routes carrying `content` take bodies up to `Settings::content_body_limit` (JSON escapes the
+    // content; its decoded size is checked against `stamping.max_content_bytes`); every other JSON
+    // route keeps the small default, `http.max_json_body_bytes` (see `extract`).
+    let content = extract::JsonLimit(settings.content_body_limit());
+    let content_route =
+        |path: &str, route: actix_web::Route| resource(path, route).app_data(content);
+    cfg.service(resource("/", web::get().to(system::root)))
         .service(resource("/health", web::get().to(system::live)))
         .service(resource(
             "/metrics",
@@ -77,18 +75,21 @@ pub fn configure(cfg: &mut web::ServiceConfig, settings: &Settings) {
         .service(
             web::scope("/api/v1/metadata-stamping")
                 .service(resource("/hash", web::post().to(stamping::hash)))
-                .service(resource("/stamp", web::post().to(stamping::stamp)))
+                .service(content_route("/stamp", web::post().to(stamping::stamp)))
                 .service(resource(
                     "/stamp/{file_hash}",
                     web::get().to(stamping::get_stamp),
                 ))
-                .service(resource("/validate", web::post().to(stamping::validate)))
-                .service(resource("/batch", web::post().to(stamping::batch)))
+                .service(content_route(
+                    "/validate",
+                    web::post().to(stamping::validate),
+                ))
+                .service(content_route("/batch", web::post().to(stamping::batch)))
                 .service(resource(
                     "/namespace/{namespace}",
                     web::get().to(stamping::list_namespace),
                 ))
-                .service(resource(
+                .service(content_route(
                     "/validate-protocol",
                     web::post().to(stamping::validate_protocol),
                 ))
@@ -125,6 +126,7 @@ pub fn configure(cfg: &mut web::ServiceConfig, settings: &Settings) {
         )
         .service(
             web::resource("/api/v1/workflows")
+                .app_data(content)
                 .route(web::post().to(workflows::submit))
                 .route(web::get().to(workflows::list))
                 .default_service(web::to(method_not_allowed)),
@@ -133,7 +135,7 @@ pub fn configure(cfg: &mut web::ServiceConfig, settings: &Settings) {
             "/api/v1/workflows/{workflow_id}",
             web::get().to(workflows::get),
         ))
-        .service(resource(
+        .service(content_route(
             "/workflow/submit",
             web::post().to(workflows::submit_compat),
         ))

@@ -3,7 +3,6 @@
 
 use std::time::Instant;
 
-use actix_multipart::Multipart;
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 use futures_util::{Stream, StreamExt};
@@ -12,9 +11,11 @@ use super::dto::*;
 use super::envelope::{ok, respond, Envelope, EnvelopeStatus};
 use super::error::{ApiError, ErrorCode};
 use super::extract::{declared_length, ValidJson};
+use crate::json::FreeObject;
+use crate::multipart::{boundary_of, MultipartReader};
 use crate::stamping::core::is_hash_format;
 use crate::stamping::protocol::{check_compliance, PROTOCOL};
-use crate::stamping::{BatchItem, StampCommand, StampOutcome};
+use crate::stamping::{check_length, BatchItem, StampCommand, StampOutcome, MAX_ID_BYTES};
 use crate::web::context::RequestCtx;
 use crate::web::params::Query;
 use crate::web::AppState;
@@ -70,7 +71,7 @@ pub async fn stamp(
         file_path: req.file_path,
         namespace: namespace.clone(),
         stamp_type: req.options.stamp_type.into(),
-        metadata: req.metadata.unwrap_or_default(),
+        metadata: req.metadata.map(FreeObject::into_inner).unwrap_or_default(),
         protocol_version: req.protocol_version,
     };
     let outcome = svc.stamp(cmd, &RequestCtx::trace()).await?;
@@ -168,6 +169,66 @@ where
     Ok((hash, size, hashing.as_secs_f64() * 1000.0))
 }
 
+/// BLAKE3 of the multipart part named `file`, read as it streams in. Every byte of the body counts
+/// (other parts, headers and boundaries too): past `limit` plus 64 KiB of framing, or a file over
+/// `limit`, the answer is 413 at once, whatever the parts look like.
+async fn hash_multipart<S, E>(
+    content_type: &str,
+    mut stream: S,
+    limit: u64,
+) -> Result<(blake3::Hash, u64, f64), ApiError>
+where
+    S: Stream<Item = Result<bytes::Bytes, E>> + Unpin,
+    E: std::fmt::Display,
+{
+    let framing_limit = limit.saturating_add(MULTIPART_FRAMING);
+    let mut reader = MultipartReader::new(&boundary_of(content_type)?);
+    let mut hasher = blake3::Hasher::new();
+    let mut size: u64 = 0;
+    let mut total: u64 = 0;
+    let mut hashing = std::time::Duration::ZERO;
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk
+            .map_err(|e| ApiError::validation("file", format!("could not read upload: {e}")))?;
+        total += chunk.len() as u64;
+        if total > framing_limit {
+            return Err(ApiError::too_large(
+                Some("file"),
+                format!("multipart body is larger than the limit of {framing_limit} bytes"),
+            ));
+        }
+        let t = Instant::now();
+        reader.feed(&chunk, &mut |data: &[u8]| {
+            size += data.len() as u64;
+            if size <= limit {
+                hasher.update(data);
+            }
+        })?;
+        hashing += t.elapsed();
+        if size > limit {
+            return Err(ApiError::too_large(
+                Some("file"),
+                format!("upload is larger than the limit of {limit} bytes"),
+            ));
+        }
+    }
+    reader.finish()?;
+    if !reader.file_seen() {
+        return Err(ApiError::new(
+            ErrorCode::MissingFile,
+            Some("file"),
+            "multipart body has no field named `file`",
+        ));
+    }
+    let t = Instant::now();
+    let hash = hasher.finalize();
+    hashing += t.elapsed();
+    Ok((hash, size, hashing.as_secs_f64() * 1000.0))
+}
+
+/// Multipart framing (boundaries, part headers, other small parts) allowed on top of the file.
+const MULTIPART_FRAMING: u64 = 64 * 1024;
+
 /// BLAKE3 of raw bytes: multipart field `file`, or the raw body (streamed, never held whole).
 #[utoipa::path(
     post, path = "/api/v1/metadata-stamping/hash", tag = "stamping",
@@ -184,42 +245,22 @@ pub async fn hash(
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
     let limit = state.settings.stamping.max_hash_bytes;
-    if declared_length(&req).is_some_and(|n| n > limit.saturating_add(64 * 1024)) {
+    if declared_length(&req).is_some_and(|n| n > limit.saturating_add(MULTIPART_FRAMING)) {
         return Err(ApiError::too_large(
             Some("file"),
             format!("upload is larger than the limit of {limit} bytes"),
         ));
     }
-    let is_multipart = req
+    let content_type = req
         .headers()
         .get(actix_web::http::header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.to_ascii_lowercase().starts_with("multipart/form-data"));
-    let (hash, size, ms) = if is_multipart {
-        let mut multipart = Multipart::new(req.headers(), payload);
-        let mut found = None;
-        while let Some(field) = multipart.next().await {
-            let mut field = field.map_err(|e| {
-                ApiError::validation("file", format!("malformed multipart body: {e}"))
-            })?;
-            if field.name() == Some("file") && found.is_none() {
-                found = Some(hash_stream(&mut field, limit).await?);
-            } else {
-                // Skip other fields without buffering them.
-                while let Some(chunk) = field.next().await {
-                    chunk.map_err(|e| {
-                        ApiError::validation("body", format!("malformed multipart body: {e}"))
-                    })?;
-                }
-            }
-        }
-        found.ok_or_else(|| {
-            ApiError::new(
-                ErrorCode::MissingFile,
-                Some("file"),
-                "multipart body has no field named `file`",
-            )
-        })?
+        .unwrap_or("");
+    let (hash, size, ms) = if content_type
+        .to_ascii_lowercase()
+        .starts_with("multipart/form-data")
+    {
+        hash_multipart(content_type, payload, limit).await?
     } else {
         hash_stream(payload, limit).await?
     };
@@ -358,6 +399,11 @@ pub async fn batch(
         }
         .into());
     }
+    for (i, item) in req.items.iter().enumerate() {
+        if let Some(id) = item.id.as_deref() {
+            check_length(&format!("items[{i}].id"), id, MAX_ID_BYTES)?;
+        }
+    }
     let stamp_type = req.options.stamp_type.into();
     let mut items = Vec::with_capacity(req.items.len());
     let mut early_errors: Vec<(usize, String, ApiError)> = Vec::new();
@@ -383,7 +429,10 @@ pub async fn batch(
                     file_path: item.file_path,
                     namespace,
                     stamp_type,
-                    metadata: item.metadata.unwrap_or_default(),
+                    metadata: item
+                        .metadata
+                        .map(FreeObject::into_inner)
+                        .unwrap_or_default(),
                     protocol_version: None,
                 },
             },

@@ -7,7 +7,7 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use base64::Engine as _;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use serde_json::{Map, Value};
+use serde_json::Value;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
@@ -15,6 +15,8 @@ use super::dto::StampTypeDto;
 use super::envelope::{ok, respond, Envelope, EnvelopeStatus};
 use super::error::ApiError;
 use super::extract::ValidJson;
+use crate::json::FreeObject;
+use crate::stamping::{check_length, check_metadata_ids, MAX_ID_BYTES, MAX_PATH_BYTES};
 use crate::store::workflows::{StepRow, TransitionRow, WorkflowRow, WorkflowSummaryRow};
 use crate::web::error::workflow_not_found;
 use crate::web::links;
@@ -35,7 +37,7 @@ pub struct WorkflowRequest {
     pub enable_intelligence: bool,
     pub intelligence_context: Option<String>,
     #[schema(value_type = Option<Object>)]
-    pub metadata: Option<Map<String, Value>>,
+    pub metadata: Option<FreeObject>,
     pub contract: Option<String>,
 }
 
@@ -71,6 +73,24 @@ fn input_of(state: &AppState, r: WorkflowRequest) -> Result<(String, WorkflowInp
     let namespace = state
         .stamping
         .namespace(r.namespace.as_deref(), "namespace")?;
+    let bounded = [
+        ("file_path", r.file_path.as_deref(), MAX_PATH_BYTES),
+        ("content_type", r.content_type.as_deref(), MAX_ID_BYTES),
+        ("contract", r.contract.as_deref(), MAX_ID_BYTES),
+        (
+            "intelligence_context",
+            r.intelligence_context.as_deref(),
+            state.settings.stamping.max_metadata_bytes,
+        ),
+    ];
+    for (field, value, limit) in bounded {
+        if let Some(v) = value {
+            check_length(field, v, limit)?;
+        }
+    }
+    if let Some(m) = &r.metadata {
+        check_metadata_ids(&m.0, "metadata")?;
+    }
     if r.file_path.as_deref().is_some_and(|p| p.contains('\0')) {
         return Err(ApiError::validation(
             "file_path",
@@ -91,7 +111,7 @@ fn input_of(state: &AppState, r: WorkflowRequest) -> Result<(String, WorkflowInp
             stamp_type: stamp_type.into(),
             enable_intelligence: r.enable_intelligence,
             intelligence_context: r.intelligence_context,
-            metadata: r.metadata.unwrap_or_default(),
+            metadata: r.metadata.map(FreeObject::into_inner).unwrap_or_default(),
         },
     ))
 }

@@ -24,6 +24,49 @@ use crate::telemetry::LatencyWindow;
 
 pub const METADATA_VERSION: &str = "0.1";
 
+/// Longest id-like string a caller may give (`metadata.workflow_id`, `uid`, `author`, batch item
+/// ids, …), in bytes: such strings become event keys, index entries and stamp lines.
+pub const MAX_ID_BYTES: usize = 256;
+/// Longest `file_path`, in bytes (PATH_MAX).
+pub const MAX_PATH_BYTES: usize = 4096;
+/// Metadata keys whose string values become ids, index entries or stamp lines downstream.
+pub const METADATA_ID_KEYS: [&str; 9] = [
+    "workflow_id",
+    "session_id",
+    "correlation_id",
+    "uid",
+    "timestamp",
+    "author",
+    "version",
+    "protocol_version",
+    "content_type",
+];
+
+/// The id-like values of caller metadata (`METADATA_ID_KEYS`) are at most `MAX_ID_BYTES` long;
+/// `prefix` names the metadata (`metadata`, `items[3].metadata`).
+pub fn check_metadata_ids(map: &Map<String, Value>, prefix: &str) -> Result<(), StampingError> {
+    for key in METADATA_ID_KEYS {
+        if let Some(Value::String(v)) = map.get(key) {
+            check_length(&format!("{prefix}.{key}"), v, MAX_ID_BYTES)?;
+        }
+    }
+    Ok(())
+}
+
+/// `value` given as `field` is at most `limit` bytes.
+pub fn check_length(field: &str, value: &str, limit: usize) -> Result<(), StampingError> {
+    if value.len() > limit {
+        return Err(StampingError::InvalidField {
+            field: field.to_owned(),
+            message: format!(
+                "is {} bytes, longer than the limit of {limit} bytes",
+                value.len()
+            ),
+        });
+    }
+    Ok(())
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum StampingError {
     #[error("{field}: {source}")]
@@ -285,11 +328,17 @@ impl StampingService {
             .unwrap_or("")
             .to_owned()
             + "file_path";
+        if let Some(p) = cmd.file_path.as_deref() {
+            check_length(&file_field, p, MAX_PATH_BYTES)?;
+        }
         if cmd.file_path.as_deref().is_some_and(|p| p.contains('\0')) {
             return Err(StampingError::InvalidField {
                 field: file_field,
                 message: "must not contain NUL characters".into(),
             });
+        }
+        if let Some(v) = cmd.protocol_version.as_deref() {
+            check_length("protocol_version", v, MAX_ID_BYTES)?;
         }
         if let Some(path) = find_nul(&Value::Object(cmd.metadata.clone()), field_prefix) {
             return Err(StampingError::InvalidField {
@@ -629,6 +678,7 @@ struct StampMetadata {
 
 impl StampMetadata {
     fn from_map(map: &Map<String, Value>, prefix: &str) -> Result<Self, StampingError> {
+        check_metadata_ids(map, prefix)?;
         let text = |key: &str| -> Result<Option<String>, StampingError> {
             match map.get(key) {
                 None | Some(Value::Null) => Ok(None),

@@ -52,23 +52,63 @@ impl RequestCtx {
 pub const CORRELATION_HEADER: &str = "x-correlation-id";
 pub const REQUEST_HEADER: &str = "x-request-id";
 
-/// Accept a caller's id if it is short and printable; otherwise make one.
-fn id_from_header(req: &ServiceRequest, name: &str) -> Option<String> {
-    let v = req.headers().get(name)?.to_str().ok()?.trim();
-    (!v.is_empty() && v.len() <= 128 && v.bytes().all(|b| b.is_ascii_graphic()))
-        .then(|| v.to_owned())
+/// Longest id a caller may give in `X-Correlation-ID`, `X-Request-ID` or `traceparent` (bytes).
+pub const MAX_HEADER_ID_BYTES: usize = 128;
+
+/// A caller's id header: absent or blank → `None` (one is made); up to `MAX_HEADER_ID_BYTES`
+/// visible ASCII characters → the id; anything else is refused (422 naming the header) rather
+/// than carried into logs, events and index entries.
+fn id_from_header(
+    req: &ServiceRequest,
+    name: &str,
+    shown: &str,
+) -> Result<Option<String>, crate::web::error::ApiError> {
+    let Some(raw) = req.headers().get(name) else {
+        return Ok(None);
+    };
+    let refuse =
+        |why: &str| crate::web::error::ApiError::validation(shown, format!("{shown} {why}"));
+    let v = raw
+        .to_str()
+        .map_err(|_| refuse("must be visible ASCII"))?
+        .trim();
+    if v.is_empty() {
+        return Ok(None);
+    }
+    if v.len() > MAX_HEADER_ID_BYTES {
+        return Err(refuse(&format!(
+            "is {} bytes, longer than the limit of {MAX_HEADER_ID_BYTES} bytes",
+            v.len()
+        )));
+    }
+    if !v.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err(refuse("must be visible ASCII without spaces"));
+    }
+    Ok(Some(v.to_owned()))
 }
 
 pub async fn correlation(
     req: ServiceRequest,
     next: Next<impl MessageBody>,
-) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
-    let correlation_id =
-        id_from_header(&req, CORRELATION_HEADER).unwrap_or_else(|| Uuid::new_v4().to_string());
-    let request_id =
-        id_from_header(&req, REQUEST_HEADER).unwrap_or_else(|| Uuid::new_v4().to_string());
+) -> Result<ServiceResponse<actix_web::body::EitherBody<impl MessageBody>>, actix_web::Error> {
+    let ids = (|| {
+        Ok::<_, crate::web::error::ApiError>((
+            id_from_header(&req, CORRELATION_HEADER, "X-Correlation-ID")?,
+            id_from_header(&req, REQUEST_HEADER, "X-Request-ID")?,
+            id_from_header(&req, "traceparent", "traceparent")?,
+        ))
+    })();
+    let (correlation_id, request_id, traceparent) = match ids {
+        Ok(ids) => ids,
+        Err(e) => {
+            let res = actix_web::ResponseError::error_response(&e);
+            return Ok(req.into_response(res).map_into_right_body());
+        }
+    };
+    let correlation_id = correlation_id.unwrap_or_else(|| Uuid::new_v4().to_string());
+    let request_id = request_id.unwrap_or_else(|| Uuid::new_v4().to_string());
     let ctx = RequestCtx {
-        traceparent: id_from_header(&req, "traceparent"),
+        traceparent,
         correlation_uuid: Uuid::parse_str(&correlation_id).ok(),
         correlation_id: correlation_id.clone(),
         request_id: request_id.clone(),
@@ -85,7 +125,8 @@ pub async fn correlation(
     let mut res = CTX
         .scope(ctx, next.call(req))
         .instrument(span.clone())
-        .await?;
+        .await?
+        .map_into_left_body();
     let status = res.status();
     span.in_scope(|| {
         let elapsed_ms = started.elapsed().as_secs_f64() * 1000.0;

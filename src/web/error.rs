@@ -233,6 +233,29 @@ impl From<StampingError> for ApiError {
     }
 }
 
+/// The in-flight body budget is spent: retry shortly (the envelope carries `Retry-After`).
+impl From<crate::web::budget::BudgetSpent> for ApiError {
+    fn from(e: crate::web::budget::BudgetSpent) -> Self {
+        metrics::counter!("http_body_budget_refusals_total").increment(1);
+        ApiError::new(
+            ErrorCode::ServiceUnavailable,
+            Some("body"),
+            format!("too many request bytes in flight; retry shortly ({e})"),
+        )
+    }
+}
+
+/// A multipart body that is not one (or whose part headers are over their limit).
+impl From<crate::multipart::MultipartError> for ApiError {
+    fn from(e: crate::multipart::MultipartError) -> Self {
+        use crate::multipart::MultipartError;
+        match e {
+            MultipartError::HeadersTooLarge => ApiError::too_large(Some("body"), e.to_string()),
+            _ => ApiError::validation("body", format!("malformed multipart body: {e}")),
+        }
+    }
+}
+
 /// A namespace given as `field` that is not one.
 pub fn namespace_invalid(field: &str, e: NamespaceError) -> ApiError {
     ApiError::new(ErrorCode::NamespaceInvalid, Some(field), e.to_string())
@@ -317,6 +340,14 @@ impl From<JsonError> for ApiError {
                 format!("malformed JSON: {}", e.message_with_position())
             }
             JsonErrorKind::Data => e.message_with_position(),
+            JsonErrorKind::TooLarge => {
+                return ApiError {
+                    code: ErrorCode::PayloadTooLarge,
+                    message: format!("{} {}", e.field, e.message),
+                    field: Some(e.field),
+                }
+            }
+            JsonErrorKind::TooDeep => format!("{} {}", e.field, e.message),
         };
         ApiError::validation(e.field, message)
     }

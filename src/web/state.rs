@@ -26,6 +26,8 @@ pub struct AppState {
     /// Cancelled when the server begins to stop: long-lived responses (SSE) end then.
     pub closing: tokio_util::sync::CancellationToken,
     pub started: Instant,
+    /// Request-body bytes held in memory, over all requests (`http.max_inflight_body_bytes`).
+    pub body_budget: crate::web::budget::BodyBudget,
 }
 
 impl AppState {
