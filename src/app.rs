@@ -62,7 +62,7 @@ impl Services {
         );
         let shutdown = CancellationToken::new();
         let mut consumers = Vec::new();
-        let live = LiveFeed::new(4096);
+        let live = LiveFeed::new(4096, settings.http.max_sse_clients);
         consumers.push(tokio::spawn(crate::tracer::live::forward_bus(
             bus.clone(),
             live.clone(),
@@ -214,7 +214,8 @@ impl Services {
             bus.clone(),
             events.clone(),
             Duration::from_millis(settings.codegen.response_timeout_ms),
-        );
+        )
+        .with_max_pending(settings.codegen.max_pending);
         if let Some(kafka) = &publisher {
             let topics = CODEGEN_OPERATIONS
                 .iter()
@@ -260,7 +261,8 @@ impl Services {
             contracts,
             settings.workflow.concurrency,
             Duration::from_secs(settings.workflow.lease_secs),
-        );
+        )
+        .with_queue_capacity(settings.workflow.queue_capacity);
         // Stopped first on shutdown: it holds the engine, and with it the stamping writer's sender.
         let workflow_recovery = CancellationToken::new();
         let recovery = tokio::spawn(
@@ -307,7 +309,19 @@ impl Services {
             .shutdown_timeout(settings.http.shutdown_timeout_secs)
             .backlog(4096)
             .max_connections(50_000)
-            .max_connection_rate(1024);
+            .max_connection_rate(1024)
+            // Slow clients are cut off: headers must arrive within client_request_timeout (else
+            // 408 and the connection closes), a closing connection gets client_disconnect_timeout.
+            .client_request_timeout(Duration::from_millis(
+                settings.http.client_request_timeout_ms,
+            ))
+            .client_disconnect_timeout(Duration::from_millis(
+                settings.http.client_disconnect_timeout_ms,
+            ))
+            .keep_alive(match settings.http.keep_alive_secs {
+                0 => actix_web::http::KeepAlive::Disabled,
+                secs => actix_web::http::KeepAlive::Timeout(Duration::from_secs(secs)),
+            });
         if settings.http.workers > 0 {
             server = server.workers(settings.http.workers);
         }

@@ -32,6 +32,14 @@ pub struct HttpSettings {
     pub bind: String,
     pub workers: usize,
     pub shutdown_timeout_secs: u64,
+    /// Milliseconds a client gets to send a request's headers (slow clients are cut off with 408).
+    pub client_request_timeout_ms: u64,
+    /// Milliseconds a client gets to acknowledge the connection's shutdown.
+    pub client_disconnect_timeout_ms: u64,
+    /// Seconds an idle keep-alive connection stays open.
+    pub keep_alive_secs: u64,
+    /// Live tail (SSE) subscribers served at once; more are refused with 503.
+    pub max_sse_clients: usize,
     /// Body limit of every JSON route that carries no content (bytes).
     pub max_json_body_bytes: usize,
     /// Request-body bytes held in memory at once, over all requests (bytes).
@@ -94,6 +102,8 @@ pub struct DlqSettings {
 pub struct WorkflowSettings {
     /// Workflows run at once by one instance.
     pub concurrency: usize,
+    /// Submitted workflows that may wait for a free slot; beyond, submissions get 429.
+    pub queue_capacity: usize,
     /// Seconds a running workflow stays leased to its instance without renewal.
     pub lease_secs: u64,
     /// Directory of contract files (`<name>.toml`) overriding or adding to the built-in ones; empty = none.
@@ -104,6 +114,8 @@ pub struct WorkflowSettings {
 #[serde(deny_unknown_fields)]
 pub struct CodegenSettings {
     pub response_timeout_ms: u64,
+    /// Codegen requests waiting for their response at once; more get 503.
+    pub max_pending: usize,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -284,6 +296,16 @@ impl Settings {
             ("reducer.flush_interval_ms", self.reducer.flush_interval_ms),
             ("workflow.concurrency", self.workflow.concurrency as u64),
             ("workflow.lease_secs", self.workflow.lease_secs),
+            (
+                "workflow.queue_capacity",
+                self.workflow.queue_capacity as u64,
+            ),
+            ("codegen.max_pending", self.codegen.max_pending as u64),
+            (
+                "http.client_request_timeout_ms",
+                self.http.client_request_timeout_ms,
+            ),
+            ("http.max_sse_clients", self.http.max_sse_clients as u64),
             ("reducer.window_secs", self.reducer.window_secs),
             ("kafka.delivery_timeout_ms", self.kafka.delivery_timeout_ms),
         ];

@@ -306,7 +306,7 @@ async fn interrupted_workflow_resumes_after_its_last_completed_step(backend: Bac
     .unwrap();
     // Hand it to a "crashed" instance whose lease expired long ago.
     let later = chrono::Utc::now() + chrono::Duration::hours(2);
-    let claimed = store::claim_expired(db, "crashed-instance", later, long_ago)
+    let claimed = store::claim_expired(db, "crashed-instance", later, long_ago, 1000)
         .await
         .unwrap();
     assert!(claimed.iter().any(|w| w.id == wf.id));

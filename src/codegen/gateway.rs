@@ -37,6 +37,8 @@ pub enum GatewayError {
     Duplicate(Uuid),
     #[error("publishing the request failed: {0}")]
     Publish(String),
+    #[error("{max} codegen requests are already waiting for their responses; retry shortly")]
+    TooManyPending { max: usize },
 }
 
 type Pending = Arc<Mutex<HashMap<Uuid, (Operation, oneshot::Sender<CodegenResponse>)>>>;
@@ -61,6 +63,8 @@ pub struct CodegenGateway {
     bus: EventBus,
     events: EventFactory,
     timeout: Duration,
+    /// Most requests waiting at once (the pending map's bound).
+    max_pending: usize,
 }
 
 /// The codegen message inside a value: the envelope's payload, or the bare object.
@@ -113,7 +117,14 @@ impl CodegenGateway {
             bus,
             events,
             timeout,
+            max_pending: usize::MAX,
         }
+    }
+
+    /// Bound the requests waiting at once; one more is refused with `TooManyPending`.
+    pub fn with_max_pending(mut self, max: usize) -> Self {
+        self.max_pending = max.max(1);
+        self
     }
 
     pub fn waiting(&self) -> usize {
@@ -133,6 +144,12 @@ impl CodegenGateway {
             let mut pending = self.pending.lock().unwrap_or_else(|p| p.into_inner());
             if pending.contains_key(&correlation_id) {
                 return Err(GatewayError::Duplicate(correlation_id));
+            }
+            if pending.len() >= self.max_pending {
+                metrics::counter!("codegen_requests_refused_total").increment(1);
+                return Err(GatewayError::TooManyPending {
+                    max: self.max_pending,
+                });
             }
             pending.insert(correlation_id, (op, tx));
         }

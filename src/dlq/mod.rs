@@ -44,6 +44,9 @@ pub struct DlqMonitor {
     publisher: Option<KafkaPublisher>,
 }
 
+/// Records loaded, claimed and published at once by a redrive.
+pub const REDRIVE_BATCH: i64 = 100;
+
 const CONNECT_PREFIX: &str = "__connect.errors.";
 
 /// The stored form of a DLQ message: the original value and headers, and what the Kafka Connect
@@ -231,7 +234,52 @@ impl DlqMonitor {
         limit: i64,
         dry_run: bool,
     ) -> Result<RedriveOutcome, DlqError> {
-        let (rows, _) = store::list(&self.db, topic, ids, true, limit, 0).await?;
+        if !dry_run && self.publisher.is_none() {
+            return Err(DlqError::NoKafka);
+        }
+        let mut out = RedriveOutcome {
+            matched: 0,
+            redriven: 0,
+            skipped: 0,
+        };
+        // In batches of REDRIVE_BATCH records, so a redrive of `limit` records never holds more
+        // than one batch of message values in memory. Claimed records stop being pending; what
+        // stays pending ahead of the next batch is what was skipped (or, on a dry run, seen).
+        let mut offset = 0i64;
+        while (out.matched as i64) < limit {
+            let page = (limit - out.matched as i64).min(REDRIVE_BATCH);
+            let (rows, _) = store::list(&self.db, topic, ids, true, page, offset).await?;
+            if rows.is_empty() {
+                break;
+            }
+            let n = rows.len();
+            let batch = self.redrive_batch(&rows, dry_run).await?;
+            out.matched += n;
+            out.redriven += batch.redriven;
+            out.skipped += batch.skipped;
+            offset += if dry_run {
+                n as i64
+            } else {
+                // Skipped rows stay pending; so do rows another redrive claimed in between (not
+                // pending any more, so they do not count here).
+                batch.skipped as i64
+            };
+            if (n as i64) < page {
+                break;
+            }
+        }
+        if out.redriven > 0 {
+            metrics::counter!("dlq_redriven_total").increment(out.redriven as u64);
+        }
+        Ok(out)
+    }
+
+    /// Claim and publish one batch of pending records (or just sort them, on a dry run).
+    async fn redrive_batch(
+        &self,
+        rows: &[DlqRecordRow],
+        dry_run: bool,
+    ) -> Result<RedriveOutcome, DlqError> {
         let (ready, skipped): (Vec<&DlqRecordRow>, Vec<&DlqRecordRow>) =
             rows.iter().partition(|r| r.original_topic.is_some());
         if dry_run {
@@ -268,7 +316,6 @@ impl DlqMonitor {
             store::release_redrive(&self.db, &ids).await?;
             return Err(DlqError::Publish(e.to_string()));
         }
-        metrics::counter!("dlq_redriven_total").increment(ids.len() as u64);
         Ok(RedriveOutcome {
             matched: rows.len(),
             redriven: ids.len(),

@@ -1,5 +1,5 @@
 //! How the JSON API renders an error: the unified envelope with the status, code and field that
-//! `crate::web::error` (the one mapping) gave it, and `Retry-After` on a 503.
+//! `crate::web::error` (the one mapping) gave it, and `Retry-After` on a 503 or 429.
 
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, ResponseError};
@@ -29,7 +29,9 @@ impl ResponseError for ApiError {
             Some(vec![detail(self)]),
             Some(self.message.clone()),
         );
-        if self.status() == StatusCode::SERVICE_UNAVAILABLE {
+        if self.status() == StatusCode::SERVICE_UNAVAILABLE
+            || self.status() == StatusCode::TOO_MANY_REQUESTS
+        {
             res.headers_mut().insert(
                 actix_web::http::header::RETRY_AFTER,
                 actix_web::http::header::HeaderValue::from_static("2"),

@@ -2,7 +2,6 @@
 //! `/api/v1/events/{id}`, `/api/v1/events/stream` (SSE), `/api/v1/traces/sessions/{id}[/metrics]`,
 //! `/api/v1/traces/correlation/{id}`, `/api/v1/search?q=`. Unknown ids give empty results, not errors.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use actix_web::{web, HttpRequest, HttpResponse};
@@ -39,15 +38,65 @@ pub struct EventDto {
     pub status: String,
     pub processing_time_ms: Option<f64>,
     pub namespace: Option<String>,
+    /// In listings, traces and the live tail a payload over `INLINE_PAYLOAD_BYTES` serialized is
+    /// replaced by `{"truncated": true, "size_bytes": N, "href": "/api/v1/events/{id}"}`; the
+    /// event's own resource always has it whole.
     #[schema(value_type = Object)]
     pub payload: Value,
+    /// As `payload`.
     #[schema(value_type = Object)]
     pub metadata: Value,
     pub recorded_at: DateTime<Utc>,
+    /// `payload` or `metadata` was replaced by its stand-in (see `payload`).
+    pub truncated: bool,
 }
 
-impl From<&EventLogRow> for EventDto {
-    fn from(r: &EventLogRow) -> Self {
+/// Largest payload (and metadata) returned inline by listings, traces and the live tail, in
+/// serialized bytes.
+pub const INLINE_PAYLOAD_BYTES: usize = 16 * 1024;
+
+/// Serialized size of `v`, counted without building the text.
+fn json_size(v: &Value) -> usize {
+    struct Count(usize);
+    impl std::io::Write for Count {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0 += buf.len();
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut c = Count(0);
+    let _ = serde_json::to_writer(&mut c, v);
+    c.0
+}
+
+impl EventDto {
+    /// The event as listings show it: payload and metadata capped at `INLINE_PAYLOAD_BYTES`.
+    pub fn capped(r: &EventLogRow) -> Self {
+        let mut truncated = false;
+        let mut cap = |v: &Value| {
+            let size = json_size(v);
+            if size <= INLINE_PAYLOAD_BYTES {
+                v.clone()
+            } else {
+                truncated = true;
+                serde_json::json!({"truncated": true, "size_bytes": size,
+                                   "href": links::api::event(r.event_id.0)})
+            }
+        };
+        let payload = cap(&r.payload.0);
+        let metadata = cap(&r.metadata.0);
+        EventDto {
+            payload,
+            metadata,
+            truncated,
+            ..EventDto::whole(r, Value::Null, Value::Null)
+        }
+    }
+
+    fn whole(r: &EventLogRow, payload: Value, metadata: Value) -> Self {
         EventDto {
             event_id: r.event_id.0,
             session_id: r.session_id.clone(),
@@ -60,10 +109,17 @@ impl From<&EventLogRow> for EventDto {
             status: r.status.clone(),
             processing_time_ms: r.processing_time_ms,
             namespace: r.namespace.clone(),
-            payload: r.payload.0.clone(),
-            metadata: r.metadata.0.clone(),
+            payload,
+            metadata,
             recorded_at: r.recorded_at.0,
+            truncated: false,
         }
+    }
+}
+
+impl From<&EventLogRow> for EventDto {
+    fn from(r: &EventLogRow) -> Self {
+        EventDto::whole(r, r.payload.0.clone(), r.metadata.0.clone())
     }
 }
 
@@ -91,7 +147,7 @@ pub async fn list(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpRe
     let filter = q.event_filter()?;
     let page = tracer::page(&state.db, &filter, q.text("cursor").as_deref(), limit).await?;
     Ok(ok(EventPage {
-        events: page.rows.iter().map(EventDto::from).collect(),
+        events: page.rows.iter().map(EventDto::capped).collect(),
         next_cursor: page.next_cursor,
         limit,
     }))
@@ -147,7 +203,7 @@ impl From<&Trace> for TraceDto {
             status: s.status,
             sessions: s.sessions,
             truncated: t.truncated,
-            events: t.rows.iter().map(EventDto::from).collect(),
+            events: t.rows.iter().map(EventDto::capped).collect(),
         }
     }
 }
@@ -344,7 +400,7 @@ pub async fn search(
 }
 
 struct Tail {
-    rx: broadcast::Receiver<Arc<EventLogRow>>,
+    sub: crate::tracer::live::Subscription,
     filter: LiveFilter,
     closing: tokio_util::sync::CancellationToken,
 }
@@ -355,7 +411,8 @@ struct Tail {
 #[utoipa::path(get, path = "/api/v1/events/stream", tag = "tracer",
     params(("topic" = Option<String>, Query), ("event_type" = Option<String>, Query), ("status" = Option<String>, Query), ("namespace" = Option<String>, Query),
         ("session_id" = Option<String>, Query), ("correlation_id" = Option<String>, Query)),
-    responses((status = 200, description = "text/event-stream")))]
+    responses((status = 200, description = "text/event-stream"),
+        (status = 503, description = "TOO_MANY_STREAM_CLIENTS (http.max_sse_clients; Retry-After)")))]
 pub async fn stream(
     state: web::Data<AppState>,
     req: HttpRequest,
@@ -366,7 +423,7 @@ pub async fn stream(
     let filter = Query::parse(&req)?.live_filter();
     tracer::check_live_filter(&filter)?;
     let tail = Tail {
-        rx: state.live.subscribe(),
+        sub: state.live.subscribe()?,
         filter,
         closing: state.closing.clone(),
     };
@@ -374,11 +431,11 @@ pub async fn stream(
         loop {
             let next = tokio::select! {
                 _ = tail.closing.cancelled() => return None,
-                r = tail.rx.recv() => r,
+                r = tail.sub.rx.recv() => r,
             };
             match next {
                 Ok(row) if tail.filter.matches(&row) => {
-                    let body = serde_json::to_string(&EventDto::from(row.as_ref())).ok()?;
+                    let body = serde_json::to_string(&EventDto::capped(row.as_ref())).ok()?;
                     let ev = sse::Data::new(body)
                         .event("trace")
                         .id(row.event_id.0.to_string());

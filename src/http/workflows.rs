@@ -17,7 +17,7 @@ use super::error::ApiError;
 use super::extract::ValidJson;
 use crate::json::FreeObject;
 use crate::stamping::{check_length, check_metadata_ids, MAX_ID_BYTES, MAX_PATH_BYTES};
-use crate::store::workflows::{StepRow, TransitionRow, WorkflowRow};
+use crate::store::workflows::{StepRow, TransitionRow, WorkflowRow, WorkflowSummaryRow};
 use crate::web::error::workflow_not_found;
 use crate::web::links;
 use crate::web::params::{self, IdParam, Query};
@@ -216,8 +216,8 @@ impl From<&TransitionRow> for TransitionDto {
     }
 }
 
-impl From<&WorkflowRow> for WorkflowSummary {
-    fn from(w: &WorkflowRow) -> Self {
+impl From<&WorkflowSummaryRow> for WorkflowSummary {
+    fn from(w: &WorkflowSummaryRow) -> Self {
         WorkflowSummary {
             workflow_id: w.id.0,
             correlation_id: w.correlation_id.0,
@@ -264,20 +264,22 @@ async fn submit_inner(
     wait: bool,
 ) -> Result<HttpResponse, ApiError> {
     let (contract, input) = input_of(&state, body)?;
-    let wf = state
+    // Admission control: refused (429) before anything is stored when this instance already holds
+    // `workflow.concurrency + workflow.queue_capacity` workflows.
+    let (wf, ticket) = state
         .workflows
         // The workflow id is its correlation id (unique per workflow, whatever X-Correlation-ID a
         // caller reuses; that one stays in the request's logs).
-        .create(&contract, input, None)
+        .submit(&contract, input, None)
         .await?;
     let id = wf.id.0;
     if wait {
-        state.workflows.run(id).await?;
+        state.workflows.run_admitted(ticket).await?;
         return Ok(ok(load(&state, id).await?));
     }
     let engine = state.workflows.clone();
     tokio::spawn(async move {
-        if let Err(e) = engine.run(id).await {
+        if let Err(e) = engine.run_admitted(ticket).await {
             tracing::warn!(workflow_id = %id, error = %e, "workflow failed to run");
         }
     });
@@ -301,7 +303,8 @@ async fn submit_inner(
     responses((status = 202, description = "Accepted, with the workflow id", body = Envelope<WorkflowAccepted>),
         (status = 200, description = "Finished workflow (wait=true)", body = Envelope<WorkflowDetail>),
         (status = 400, description = "NAMESPACE_INVALID / UNKNOWN_CONTRACT"), (status = 413, description = "PAYLOAD_TOO_LARGE"),
-        (status = 422, description = "VALIDATION_ERROR")))]
+        (status = 422, description = "VALIDATION_ERROR"),
+        (status = 429, description = "WORKFLOW_QUEUE_FULL (Retry-After)")))]
 pub async fn submit(
     state: web::Data<AppState>,
     req: HttpRequest,

@@ -47,6 +47,8 @@ impl StoreError {
             // Connectivity, a shared copy of a group commit's failure (its cause is not known here),
             // migration/URL problems: never the fault of one row.
             StoreError::Unavailable(_)
+            | StoreError::Busy(_)
+            | StoreError::StorageFull(_)
             | StoreError::Failed(_)
             | StoreError::Migration(_)
             | StoreError::BadUrl(_) => true,

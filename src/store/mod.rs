@@ -57,6 +57,14 @@ pub enum StoreError {
     /// The database cannot be reached (pool timeout, connection refused, breaker open).
     #[error("database unavailable: {0}")]
     Unavailable(String),
+    /// The database is reachable but did not serve this request in time: no pooled connection within
+    /// `acquire_timeout_ms`, a statement cancelled by `statement_timeout`, SQLite busy or locked.
+    /// Says nothing about the database being down, so it never feeds the circuit breaker.
+    #[error("database busy: {0}")]
+    Busy(String),
+    /// The database has no space left to write.
+    #[error("database storage full: {0}")]
+    StorageFull(String),
     #[error("database query failed: {0}")]
     Query(#[from] diesel::result::Error),
     /// A failure reported to several waiters of one group commit.
@@ -70,16 +78,64 @@ pub enum StoreError {
 
 impl StoreError {
     fn from_pool(e: PoolError) -> Self {
-        StoreError::Unavailable(e.to_string())
+        match e {
+            // Every connection is in use and none came free in time: load, not an outage.
+            PoolError::Timeout(deadpool::managed::TimeoutType::Wait) => {
+                StoreError::Busy(format!("no pooled connection came free in time ({e})"))
+            }
+            e => StoreError::Unavailable(e.to_string()),
+        }
     }
 
-    /// A copy for every waiter of a shared operation.
+    /// A copy for every waiter of a shared operation (keeps its class).
     pub fn shared_copy(&self) -> Self {
         if self.is_connectivity() {
             StoreError::Unavailable(self.to_string())
+        } else if self.is_busy() {
+            StoreError::Busy(self.to_string())
+        } else if self.is_storage_full() {
+            StoreError::StorageFull(self.to_string())
         } else {
             StoreError::Failed(self.to_string())
         }
+    }
+
+    fn database_message(&self) -> Option<&str> {
+        match self {
+            StoreError::Query(diesel::result::Error::DatabaseError(_, info)) => {
+                Some(info.message())
+            }
+            _ => None,
+        }
+    }
+
+    /// The database is up but could not serve in time: pool wait timeout, PostgreSQL
+    /// `statement_timeout` / `lock_timeout` (SQLSTATE 57014 / 55P03), SQLite `SQLITE_BUSY` /
+    /// `SQLITE_LOCKED`.
+    pub fn is_busy(&self) -> bool {
+        if matches!(self, StoreError::Busy(_)) {
+            return true;
+        }
+        self.database_message().is_some_and(|m| {
+            m.contains("canceling statement due to statement timeout")
+                || m.contains("canceling statement due to lock timeout")
+                || m.contains("database is locked")
+                || m.contains("database table is locked")
+                || m.contains("database schema is locked")
+        })
+    }
+
+    /// The database cannot write for want of space (PostgreSQL SQLSTATE 53100 `No space left on
+    /// device`, SQLite `SQLITE_FULL`).
+    pub fn is_storage_full(&self) -> bool {
+        if matches!(self, StoreError::StorageFull(_)) {
+            return true;
+        }
+        self.database_message().is_some_and(|m| {
+            m.contains("No space left on device")
+                || m.contains("database or disk is full")
+                || m.contains("could not extend file")
+        })
     }
 
     /// Errors that say the server or connection is gone, as opposed to a bad query.
@@ -256,8 +312,16 @@ impl Db {
         match result {
             Ok(c) => Ok(c),
             Err(e) => {
-                self.breaker.record_failure();
-                Err(StoreError::from_pool(e))
+                let e = StoreError::from_pool(e);
+                // A wait timeout means the pool is busy, not that the database is gone: counting it
+                // would open the breaker for everyone under mere load.
+                if e.is_connectivity() {
+                    self.breaker.record_failure();
+                }
+                if e.is_busy() {
+                    metrics::counter!("db_pool_wait_timeouts_total").increment(1);
+                }
+                Err(e)
             }
         }
     }
@@ -267,15 +331,20 @@ impl Db {
         match &result {
             Ok(_) => self.breaker.record_success(),
             Err(e) if e.is_connectivity() => self.breaker.record_failure(),
+            // Busy (timeouts under load) says nothing either way about the database being up.
+            Err(e) if e.is_busy() => {}
             Err(_) => self.breaker.record_success(),
         }
         result
     }
 
-    /// `SELECT 1` within the acquire timeout.
+    /// A pooled connection (within the acquire timeout), then `SELECT 1` within the acquire timeout.
+    /// A pool that is merely busy answers `Busy` without touching the breaker; a `SELECT 1` that
+    /// does not come back in time counts as a connectivity failure.
     pub async fn ping(&self) -> Result<(), StoreError> {
+        // `conn` fed the breaker already (connectivity failures only).
+        let mut conn = self.conn().await?;
         let fut = async {
-            let mut conn = self.conn().await?;
             let r: Result<(), diesel::result::Error> =
                 db_run!(conn, conn.batch_execute("SELECT 1").await);
             r.map_err(StoreError::from)
@@ -374,4 +443,56 @@ fn establish_pg(
         Ok(conn)
     }
     .boxed()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use diesel::result::{DatabaseErrorKind, Error};
+
+    fn db_error(message: &str) -> StoreError {
+        StoreError::Query(Error::DatabaseError(
+            DatabaseErrorKind::Unknown,
+            Box::new(message.to_owned()),
+        ))
+    }
+
+    #[test]
+    fn timeouts_under_load_are_busy_not_an_outage() {
+        for m in [
+            "canceling statement due to statement timeout",
+            "canceling statement due to lock timeout",
+            "database is locked",
+            "database table is locked",
+        ] {
+            let e = db_error(m);
+            assert!(
+                e.is_busy() && !e.is_connectivity() && !e.is_storage_full(),
+                "{m}"
+            );
+            assert!(e.shared_copy().is_busy(), "{m}");
+        }
+        let wait = StoreError::from_pool(PoolError::Timeout(deadpool::managed::TimeoutType::Wait));
+        assert!(wait.is_busy() && !wait.is_connectivity());
+        let create =
+            StoreError::from_pool(PoolError::Timeout(deadpool::managed::TimeoutType::Create));
+        assert!(create.is_connectivity() && !create.is_busy());
+    }
+
+    #[test]
+    fn a_full_disk_is_storage_full() {
+        for m in [
+            "could not extend file \"base/16384/16385\": No space left on device",
+            "database or disk is full",
+        ] {
+            let e = db_error(m);
+            assert!(
+                e.is_storage_full() && !e.is_busy() && !e.is_connectivity(),
+                "{m}"
+            );
+            assert!(e.shared_copy().is_storage_full(), "{m}");
+        }
+        let other = db_error("duplicate key value violates unique constraint");
+        assert!(!other.is_busy() && !other.is_storage_full() && !other.is_connectivity());
+    }
 }

@@ -31,6 +31,22 @@ pub struct WorkflowRow {
     pub completed_at: Option<DbTs>,
 }
 
+/// A workflow as listings show it: the summary columns only, never its `input` (up to
+/// `stamping.max_content_bytes`) or `result`.
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = workflow_executions)]
+pub struct WorkflowSummaryRow {
+    pub id: DbUuid,
+    pub correlation_id: DbUuid,
+    pub contract: String,
+    pub namespace: String,
+    pub state: String,
+    pub error: Option<String>,
+    pub created_at: DbTs,
+    pub updated_at: DbTs,
+    pub completed_at: Option<DbTs>,
+}
+
 #[derive(Debug, Clone, Queryable, Selectable, Insertable, AsChangeset)]
 #[diesel(table_name = workflow_steps)]
 #[diesel(treat_none_as_null = true)]
@@ -201,17 +217,18 @@ pub async fn get(db: &Db, id: uuid::Uuid) -> Result<Option<WorkflowDetail>, Stor
     db.observe(result.map_err(StoreError::from))
 }
 
+/// Workflows, newest first, with the total matching the filters (summary columns only).
 pub async fn list(
     db: &Db,
     namespace: Option<&str>,
     state: Option<&str>,
     limit: i64,
     offset: i64,
-) -> Result<(Vec<WorkflowRow>, i64), StoreError> {
+) -> Result<(Vec<WorkflowSummaryRow>, i64), StoreError> {
     let mut conn = db.conn().await?;
-    let result: QueryResult<(Vec<WorkflowRow>, i64)> = db_run!(conn, {
+    let result: QueryResult<(Vec<WorkflowSummaryRow>, i64)> = db_run!(conn, {
         let mut q = workflow_executions::table
-            .select(WorkflowRow::as_select())
+            .select(WorkflowSummaryRow::as_select())
             .into_boxed();
         let mut c = workflow_executions::table.count().into_boxed();
         if let Some(ns) = namespace {
@@ -230,41 +247,71 @@ pub async fn list(
             ))
             .limit(limit)
             .offset(offset)
-            .load::<WorkflowRow>(conn)
+            .load::<WorkflowSummaryRow>(conn)
             .await?;
         Ok((rows, total))
     });
     db.observe(result.map_err(StoreError::from))
 }
 
-/// Take over unfinished workflows whose lease has expired (or that never had one): they belong to
-/// `owner` until `until`. Returns them.
+/// A workflow taken over by [`claim_expired`] (its id and state; the engine loads the rest).
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = workflow_executions)]
+pub struct Claimed {
+    pub id: DbUuid,
+    pub state: String,
+}
+
+/// Take over at most `limit` unfinished workflows whose lease has expired (or that never had one),
+/// oldest first: they belong to `owner` until `until`. Returns them. The expiry is checked again by
+/// the `UPDATE` itself, so two instances claiming at once never both get a workflow.
 pub async fn claim_expired(
     db: &Db,
     owner: &str,
     now: DateTime<Utc>,
     until: DateTime<Utc>,
-) -> Result<Vec<WorkflowRow>, StoreError> {
+    limit: i64,
+) -> Result<Vec<Claimed>, StoreError> {
     let mut conn = db.conn().await?;
     let (now, until) = (DbTs(now), DbTs(until));
-    let result = db_run!(conn, {
-        diesel::update(
-            workflow_executions::table
-                .filter(workflow_executions::state.eq_any(["pending", "processing"]))
-                .filter(
-                    workflow_executions::lease_expires_at
-                        .is_null()
-                        .or(workflow_executions::lease_expires_at.lt(now)),
-                ),
-        )
-        .set((
-            workflow_executions::lease_owner.eq(Some(owner)),
-            workflow_executions::lease_expires_at.eq(Some(until)),
-        ))
-        .returning(WorkflowRow::as_returning())
-        .get_results::<WorkflowRow>(conn)
+    let expired = || {
+        workflow_executions::state
+            .eq_any(["pending", "processing"])
+            .and(
+                workflow_executions::lease_expires_at
+                    .is_null()
+                    .or(workflow_executions::lease_expires_at.lt(now)),
+            )
+    };
+    let result: QueryResult<Vec<Claimed>> = db_run!(
+        conn,
+        async {
+            // Candidates first (bounded, oldest first), then the claim, which checks the expiry again.
+            let candidates: Vec<DbUuid> = workflow_executions::table
+                .filter(expired())
+                .order(workflow_executions::created_at.asc())
+                .select(workflow_executions::id)
+                .limit(limit)
+                .load(conn)
+                .await?;
+            if candidates.is_empty() {
+                return Ok(Vec::new());
+            }
+            diesel::update(
+                workflow_executions::table
+                    .filter(workflow_executions::id.eq_any(&candidates))
+                    .filter(expired()),
+            )
+            .set((
+                workflow_executions::lease_owner.eq(Some(owner)),
+                workflow_executions::lease_expires_at.eq(Some(until)),
+            ))
+            .returning(Claimed::as_returning())
+            .get_results::<Claimed>(conn)
+            .await
+        }
         .await
-    });
+    );
     db.observe(result.map_err(StoreError::from))
 }
 

@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use tokio::sync::broadcast;
+use tokio::sync::{broadcast, OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
 
 use super::{is_own_topic, record_envelope, Source};
@@ -14,12 +14,34 @@ use crate::store::event_logs::EventLogRow;
 #[derive(Clone)]
 pub struct LiveFeed {
     tx: broadcast::Sender<Arc<EventLogRow>>,
+    /// One permit per subscriber served at once (`http.max_sse_clients`).
+    slots: Arc<Semaphore>,
+    max_subscribers: usize,
+}
+
+/// Every subscriber place is taken.
+#[derive(Debug, thiserror::Error)]
+#[error("{max} live tail clients are already connected; retry shortly")]
+pub struct TooManySubscribers {
+    pub max: usize,
+}
+
+/// A subscriber's receiver and its place; dropping it (the client went away) frees the place.
+pub struct Subscription {
+    pub rx: broadcast::Receiver<Arc<EventLogRow>>,
+    _slot: OwnedSemaphorePermit,
 }
 
 impl LiveFeed {
-    pub fn new(capacity: usize) -> Self {
+    /// A feed buffering `capacity` events per subscriber, serving at most `max_subscribers` at once.
+    pub fn new(capacity: usize, max_subscribers: usize) -> Self {
         let (tx, _) = broadcast::channel(capacity);
-        LiveFeed { tx }
+        let max_subscribers = max_subscribers.clamp(1, Semaphore::MAX_PERMITS);
+        LiveFeed {
+            tx,
+            slots: Arc::new(Semaphore::new(max_subscribers)),
+            max_subscribers,
+        }
     }
 
     pub fn publish(&self, row: EventLogRow) {
@@ -37,8 +59,23 @@ impl LiveFeed {
         }
     }
 
-    pub fn subscribe(&self) -> broadcast::Receiver<Arc<EventLogRow>> {
-        self.tx.subscribe()
+    /// A new subscriber, or `TooManySubscribers` when `max_subscribers` are being served.
+    pub fn subscribe(&self) -> Result<Subscription, TooManySubscribers> {
+        let slot = self.slots.clone().try_acquire_owned().map_err(|_| {
+            metrics::counter!("sse_clients_refused_total").increment(1);
+            TooManySubscribers {
+                max: self.max_subscribers,
+            }
+        })?;
+        Ok(Subscription {
+            rx: self.tx.subscribe(),
+            _slot: slot,
+        })
+    }
+
+    /// Subscribers being served now.
+    pub fn subscribers(&self) -> usize {
+        self.max_subscribers - self.slots.available_permits()
     }
 }
 

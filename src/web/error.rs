@@ -71,12 +71,18 @@ pub enum ErrorCode {
     BatchTooLarge,
     // 422
     ValidationError,
+    // 429
+    WorkflowQueueFull,
     // 500
     InternalError,
     // 503
     DatabaseUnavailable,
+    DatabaseBusy,
+    StorageFull,
     KafkaUnavailable,
     ServiceUnavailable,
+    CodegenBusy,
+    TooManyStreamClients,
     // 504
     CodegenTimeout,
 }
@@ -107,8 +113,10 @@ impl ErrorCode {
             DuplicateCorrelationId => StatusCode::CONFLICT,
             PayloadTooLarge | BatchTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             ValidationError => StatusCode::UNPROCESSABLE_ENTITY,
+            WorkflowQueueFull => StatusCode::TOO_MANY_REQUESTS,
             InternalError => StatusCode::INTERNAL_SERVER_ERROR,
-            DatabaseUnavailable | KafkaUnavailable | ServiceUnavailable => {
+            DatabaseUnavailable | DatabaseBusy | StorageFull | KafkaUnavailable
+            | ServiceUnavailable | CodegenBusy | TooManyStreamClients => {
                 StatusCode::SERVICE_UNAVAILABLE
             }
             CodegenTimeout => StatusCode::GATEWAY_TIMEOUT,
@@ -171,6 +179,20 @@ impl From<StoreError> for ApiError {
                 ErrorCode::DatabaseUnavailable,
                 None,
                 "the database is unavailable; retry shortly",
+            )
+        } else if e.is_busy() {
+            tracing::warn!(error = %e, "database busy");
+            ApiError::new(
+                ErrorCode::DatabaseBusy,
+                None,
+                "the database is busy (timed out under load); retry shortly",
+            )
+        } else if e.is_storage_full() {
+            tracing::error!(error = %e, "database storage full");
+            ApiError::new(
+                ErrorCode::StorageFull,
+                None,
+                "the database has no space left; retry later",
             )
         } else {
             tracing::error!(error = %e, "database error");
@@ -245,6 +267,9 @@ impl From<WorkflowError> for ApiError {
             WorkflowError::UnknownContract(_) => {
                 ApiError::new(ErrorCode::UnknownContract, Some("contract"), e.to_string())
             }
+            WorkflowError::QueueFull { .. } => {
+                ApiError::new(ErrorCode::WorkflowQueueFull, None, e.to_string())
+            }
             WorkflowError::Store(s) => s.into(),
         }
     }
@@ -286,7 +311,17 @@ impl From<GatewayError> for ApiError {
             GatewayError::Publish(_) => {
                 ApiError::new(ErrorCode::KafkaUnavailable, None, e.to_string())
             }
+            GatewayError::TooManyPending { .. } => {
+                ApiError::new(ErrorCode::CodegenBusy, None, e.to_string())
+            }
         }
+    }
+}
+
+/// The live tail serves `http.max_sse_clients` already.
+impl From<crate::tracer::live::TooManySubscribers> for ApiError {
+    fn from(e: crate::tracer::live::TooManySubscribers) -> Self {
+        ApiError::new(ErrorCode::TooManyStreamClients, None, e.to_string())
     }
 }
 
@@ -393,6 +428,18 @@ mod tests {
         assert_eq!(
             (e.status().as_u16(), e.field.as_deref()),
             (409, Some("correlation_id"))
+        );
+        let e: ApiError = StoreError::Busy("pool".into()).into();
+        assert_eq!(
+            (e.status().as_u16(), e.code),
+            (503, ErrorCode::DatabaseBusy)
+        );
+        let e: ApiError = StoreError::StorageFull("disk".into()).into();
+        assert_eq!((e.status().as_u16(), e.code), (503, ErrorCode::StorageFull));
+        let e: ApiError = WorkflowError::QueueFull { capacity: 3 }.into();
+        assert_eq!(
+            (e.status().as_u16(), e.code),
+            (429, ErrorCode::WorkflowQueueFull)
         );
         let e: ApiError = DlqError::NoKafka.into();
         assert_eq!(e.code, ErrorCode::KafkaUnavailable);

@@ -166,10 +166,11 @@ pub async fn database(state: &AppState) -> DatabaseHealth {
     let ping = state.db.ping().await;
     let breaker = state.db.breaker();
     DatabaseHealth {
-        status: if ping.is_ok() {
-            HealthStatus::Healthy
-        } else {
-            HealthStatus::Unhealthy
+        status: match &ping {
+            Ok(()) => HealthStatus::Healthy,
+            // Up, but every pooled connection is taken: load, not an outage.
+            Err(e) if e.is_busy() => HealthStatus::Degraded,
+            Err(_) => HealthStatus::Unhealthy,
         },
         backend: state.db.backend().as_str(),
         latency_ms: started.elapsed().as_secs_f64() * 1000.0,

@@ -4,7 +4,7 @@
 //! events (outbox). Workflows are leased to an instance; unfinished workflows whose lease expired
 //! (crash, or another instance died) are taken over and resumed from their last completed step.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -42,6 +42,9 @@ pub struct WorkflowInput {
 pub enum WorkflowError {
     #[error("unknown contract {0:?}")]
     UnknownContract(String),
+    /// Admission control: `capacity` workflows are already queued or running on this instance.
+    #[error("{capacity} workflows are already queued or running; retry shortly")]
+    QueueFull { capacity: usize },
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -60,8 +63,39 @@ struct Inner {
     slots: Semaphore,
     lease: Duration,
     owner: String,
-    running: Mutex<std::collections::HashSet<Uuid>>,
+    running: Mutex<HashSet<Uuid>>,
+    /// Admitted on this instance and not finished (queued for a slot or running): their leases are
+    /// renewed while they wait, so recovery never takes a queued workflow over. Never larger than
+    /// `capacity`.
+    held: Mutex<HashSet<Uuid>>,
+    /// `concurrency` + `workflow.queue_capacity`.
+    capacity: usize,
 }
+
+/// A workflow's place in this instance's admission queue; dropping it frees the place.
+pub struct Ticket {
+    inner: Arc<Inner>,
+    id: Uuid,
+}
+
+impl Ticket {
+    pub fn id(&self) -> Uuid {
+        self.id
+    }
+}
+
+impl Drop for Ticket {
+    fn drop(&mut self) {
+        self.inner
+            .held
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&self.id);
+    }
+}
+
+/// Recovery claims expired workflows in batches of at most this many.
+pub const CLAIM_BATCH: usize = 100;
 
 impl WorkflowEngine {
     pub fn new(
@@ -89,15 +123,78 @@ impl WorkflowEngine {
                 lease,
                 owner,
                 running: Mutex::new(Default::default()),
+                held: Mutex::new(Default::default()),
+                capacity: usize::MAX,
             }),
         }
+    }
+
+    /// Admission control: at most `concurrency + queue_capacity` workflows queued or running on this
+    /// instance at once (see [`Self::submit`]). Call before the engine is shared.
+    pub fn with_queue_capacity(mut self, queue_capacity: usize) -> Self {
+        if let Some(inner) = Arc::get_mut(&mut self.inner) {
+            inner.capacity = inner
+                .slots
+                .available_permits()
+                .saturating_add(queue_capacity);
+        }
+        self
+    }
+
+    /// Workflows queued or running on this instance (admitted and not finished).
+    pub fn held(&self) -> usize {
+        self.inner.held.lock().map(|h| h.len()).unwrap_or(0)
+    }
+
+    /// A place in the admission queue for a new workflow id, or `QueueFull`.
+    fn admit(&self) -> Result<Ticket, WorkflowError> {
+        let mut held = self.inner.held.lock().unwrap_or_else(|p| p.into_inner());
+        if held.len() >= self.inner.capacity {
+            metrics::counter!("workflows_refused_total").increment(1);
+            return Err(WorkflowError::QueueFull {
+                capacity: self.inner.capacity,
+            });
+        }
+        let id = Uuid::new_v4();
+        held.insert(id);
+        Ok(Ticket {
+            inner: self.inner.clone(),
+            id,
+        })
+    }
+
+    /// Admit and create a workflow: refused with `QueueFull` before anything is stored when this
+    /// instance already holds its capacity. Run it with [`Self::run_admitted`]; until the ticket is
+    /// dropped, its lease is renewed (it is never taken over while it waits for a slot).
+    pub async fn submit(
+        &self,
+        contract: &str,
+        input: WorkflowInput,
+        correlation_id: Option<Uuid>,
+    ) -> Result<(WorkflowRow, Ticket), WorkflowError> {
+        if !self.inner.contracts.contains_key(contract) {
+            return Err(WorkflowError::UnknownContract(contract.to_owned()));
+        }
+        let ticket = self.admit()?;
+        let row = self
+            .create_with_id(ticket.id, contract, input, correlation_id)
+            .await?;
+        Ok((row, ticket))
+    }
+
+    /// Run an admitted workflow, then free its place.
+    pub async fn run_admitted(&self, ticket: Ticket) -> Result<(), WorkflowError> {
+        let r = self.run(ticket.id).await;
+        drop(ticket);
+        r
     }
 
     pub fn db(&self) -> &Db {
         &self.inner.db
     }
 
-    /// Create a workflow (state `pending`, leased to this instance). Run it with [`Self::run`].
+    /// Create a workflow (state `pending`, leased to this instance) without admission control. Run it
+    /// with [`Self::run`].
     pub async fn create(
         &self,
         contract: &str,
@@ -107,8 +204,18 @@ impl WorkflowEngine {
         if !self.inner.contracts.contains_key(contract) {
             return Err(WorkflowError::UnknownContract(contract.to_owned()));
         }
+        self.create_with_id(Uuid::new_v4(), contract, input, correlation_id)
+            .await
+    }
+
+    async fn create_with_id(
+        &self,
+        id: Uuid,
+        contract: &str,
+        input: WorkflowInput,
+        correlation_id: Option<Uuid>,
+    ) -> Result<WorkflowRow, WorkflowError> {
         let now = Utc::now();
-        let id = Uuid::new_v4();
         let row = WorkflowRow {
             id: DbUuid(id),
             correlation_id: DbUuid(correlation_id.unwrap_or(id)),
@@ -526,29 +633,63 @@ impl WorkflowEngine {
         }
     }
 
-    /// Take over unfinished workflows whose lease expired and run them; renew our own leases.
+    /// Renew the leases of the workflows this instance holds (queued or running), then take over
+    /// unfinished workflows whose lease expired, in batches of [`CLAIM_BATCH`], as long as this
+    /// instance has room for them in its admission queue; run them.
     pub async fn recover(&self) -> Result<usize, StoreError> {
         let now = Utc::now();
         let until = now + chrono::Duration::from_std(self.inner.lease).unwrap_or_default();
-        let running: Vec<Uuid> = self
+        let mut mine: HashSet<Uuid> = self
             .inner
             .running
             .lock()
             .map(|r| r.iter().copied().collect())
             .unwrap_or_default();
-        store::renew_leases(&self.inner.db, &self.inner.owner, &running, until).await?;
-        let claimed = store::claim_expired(&self.inner.db, &self.inner.owner, now, until).await?;
-        for wf in &claimed {
-            tracing::info!(workflow_id = %wf.id.0, state = %wf.state, "resuming workflow");
-            let engine = self.clone();
-            let id = wf.id.0;
-            tokio::spawn(async move {
-                if let Err(e) = engine.run(id).await {
-                    tracing::warn!(workflow_id = %id, error = %e, "resumed workflow failed to run");
-                }
-            });
+        mine.extend(
+            self.inner
+                .held
+                .lock()
+                .map(|h| h.iter().copied().collect::<Vec<_>>())
+                .unwrap_or_default(),
+        );
+        let mine: Vec<Uuid> = mine.into_iter().collect();
+        store::renew_leases(&self.inner.db, &self.inner.owner, &mine, until).await?;
+        let mut total = 0;
+        loop {
+            let room = self.inner.capacity.saturating_sub(self.held());
+            let batch = room.min(CLAIM_BATCH);
+            if batch == 0 {
+                break;
+            }
+            let claimed =
+                store::claim_expired(&self.inner.db, &self.inner.owner, now, until, batch as i64)
+                    .await?;
+            total += claimed.len();
+            for wf in &claimed {
+                let ticket = {
+                    let mut held = self.inner.held.lock().unwrap_or_else(|p| p.into_inner());
+                    if !held.insert(wf.id.0) {
+                        continue; // already queued or running here
+                    }
+                    Ticket {
+                        inner: self.inner.clone(),
+                        id: wf.id.0,
+                    }
+                };
+                tracing::info!(workflow_id = %wf.id.0, state = %wf.state, "resuming workflow");
+                let engine = self.clone();
+                let id = wf.id.0;
+                tokio::spawn(async move {
+                    if let Err(e) = engine.run_admitted(ticket).await {
+                        tracing::warn!(workflow_id = %id, error = %e, "resumed workflow failed to run");
+                    }
+                });
+            }
+            if claimed.len() < batch {
+                break;
+            }
         }
-        Ok(claimed.len())
+        Ok(total)
     }
 
     /// Recovery loop: at start, then every third of the lease (renewal and takeover).
