@@ -6,19 +6,13 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{assert_error, Backend, FreshDb, TestApp};
+use common::{assert_error, brokers, Backend, FreshDb, TestApp};
 use omninode_bridge::events::bus::BusEvent;
 use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::message::{Headers, Message};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::ClientConfig;
 use serde_json::{json, Value};
-
-fn brokers() -> String {
-    std::env::var("OMNINODE_TEST_KAFKA").expect(
-        "OMNINODE_TEST_KAFKA must name a Kafka broker (scripts/test.sh starts tansu and sets it)",
-    )
-}
 
 fn kafka(s: &mut omninode_bridge::config::Settings, brokers: &str, env: &str) {
     s.kafka.brokers = brokers.to_owned();

@@ -6,17 +6,11 @@ mod common;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::{assert_error, Backend, TestApp};
+use common::{assert_error, brokers, Backend, TestApp};
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::ClientConfig;
 use serde_json::{json, Value};
-
-fn brokers() -> String {
-    std::env::var("OMNINODE_TEST_KAFKA").expect(
-        "OMNINODE_TEST_KAFKA must name a Kafka broker (scripts/test.sh starts tansu and sets it)",
-    )
-}
 
 /// Produce one message (key and string value) and wait for its delivery.
 async fn produce(producer: &FutureProducer, topic: &str, key: &str, value: &str) {

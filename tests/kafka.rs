@@ -8,8 +8,7 @@ use std::collections::{HashMap, HashSet};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{Backend, FreshDb, TestApp};
-use omninode_bridge::config::Settings;
+use common::{brokers, kafka_settings, unique_env, Backend, FreshDb, TestApp};
 use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::message::{Headers, Message};
 use rdkafka::producer::{FutureProducer, FutureRecord};
@@ -17,25 +16,6 @@ use rdkafka::ClientConfig;
 use serde_json::{json, Value};
 
 const TRACEPARENT: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
-
-fn brokers() -> String {
-    std::env::var("OMNINODE_TEST_KAFKA").expect(
-        "OMNINODE_TEST_KAFKA must name a Kafka broker (scripts/test.sh starts tansu and sets it)",
-    )
-}
-
-fn kafka_settings(s: &mut Settings, brokers: &str, env: &str) {
-    s.kafka.brokers = brokers.to_owned();
-    s.kafka.topic_env = env.to_owned();
-    s.kafka.create_topics = true;
-    s.kafka.consumer_group = format!("{env}-group");
-    s.kafka.session_timeout_ms = 2000;
-    s.kafka.delivery_timeout_ms = 3000;
-}
-
-fn unique_env() -> String {
-    format!("t{}", &uuid::Uuid::new_v4().simple().to_string()[..10])
-}
 
 fn topic(env: &str, slug: &str) -> String {
     format!("{env}.omninode_bridge.onex.evt.{slug}.v1")

@@ -21,7 +21,7 @@ mod common;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::{assert_error, Backend, FreshDb, TestApp};
+use common::{assert_error, brokers, kafka_settings, unique_env, Backend, FreshDb, TestApp};
 use diesel_async::{AsyncConnection, AsyncPgConnection, SimpleAsyncConnection};
 use omninode_bridge::config::Settings;
 use omninode_bridge::events::topics::EventKind;
@@ -375,25 +375,6 @@ async fn refused_event_is_quarantined_visible_and_redrivable(backend: Backend) {
 }
 
 // ------------------------------------------------------------ Kafka
-
-fn brokers() -> String {
-    std::env::var("OMNINODE_TEST_KAFKA").expect(
-        "OMNINODE_TEST_KAFKA must name a Kafka broker (scripts/test.sh starts tansu and sets it)",
-    )
-}
-
-fn unique_env() -> String {
-    format!("p{}", &uuid::Uuid::new_v4().simple().to_string()[..10])
-}
-
-fn kafka_settings(s: &mut Settings, brokers: &str, env: &str) {
-    s.kafka.brokers = brokers.to_owned();
-    s.kafka.topic_env = env.to_owned();
-    s.kafka.create_topics = true;
-    s.kafka.consumer_group = format!("{env}-group");
-    s.kafka.session_timeout_ms = 2000;
-    s.kafka.delivery_timeout_ms = 3000;
-}
 
 async fn oversized_kafka_message_is_quarantined_then_redriven(backend: Backend) {
     let (brokers, env) = (brokers(), unique_env());

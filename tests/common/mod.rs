@@ -278,3 +278,26 @@ macro_rules! both_backends {
         }
     };
 }
+
+/// The Kafka broker of the tests (`scripts/test.sh` starts tansu and sets `OMNINODE_TEST_KAFKA`).
+pub fn brokers() -> String {
+    std::env::var("OMNINODE_TEST_KAFKA").expect(
+        "OMNINODE_TEST_KAFKA must name a Kafka broker (scripts/test.sh starts tansu and sets it)",
+    )
+}
+
+/// A topic environment of its own for one test: its topics, consumer groups and DLQs are new, so
+/// nothing another test (or an earlier run against the same broker) produced is seen.
+pub fn unique_env() -> String {
+    format!("t{}", &uuid::Uuid::new_v4().simple().to_string()[..10])
+}
+
+/// The Kafka profile on `brokers` under the topic environment `env`, with short timeouts for tests.
+pub fn kafka_settings(s: &mut Settings, brokers: &str, env: &str) {
+    s.kafka.brokers = brokers.to_owned();
+    s.kafka.topic_env = env.to_owned();
+    s.kafka.create_topics = true;
+    s.kafka.consumer_group = format!("{env}-group");
+    s.kafka.session_timeout_ms = 2000;
+    s.kafka.delivery_timeout_ms = 3000;
+}
