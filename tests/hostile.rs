@@ -38,6 +38,21 @@ async fn post(app: &TestApp, url: &str, body: &Value) -> (u16, Value) {
     (status, res.json().await.expect("json body"))
 }
 
+/// POST `body` as JSON bytes (sent as given: a declared length, a stream, or a prepared document).
+async fn post_body(
+    client: &reqwest::Client,
+    url: impl reqwest::IntoUrl,
+    body: impl Into<reqwest::Body>,
+) -> reqwest::Response {
+    client
+        .post(url)
+        .header("content-type", "application/json")
+        .body(body)
+        .send()
+        .await
+        .expect("request")
+}
+
 /// `{"a0": 0, "a1": 1, …}` with `n` members.
 fn wide_object(n: usize) -> Value {
     Value::Object((0..n).map(|i| (format!("a{i}"), json!(i))).collect())
@@ -271,14 +286,7 @@ async fn bodies_over_the_small_json_limit_are_413(backend: Backend) {
     let padded = |n: usize| format!("{{\"namespace\": \"a.b\"{}}}", " ".repeat(n));
     let url = app.url("/aggregation/query");
     // Declared length over the limit.
-    let res = app
-        .client
-        .post(&url)
-        .header("content-type", "application/json")
-        .body(padded(5000))
-        .send()
-        .await
-        .unwrap();
+    let res = post_body(&app.client, &url, padded(5000)).await;
     let s = res.status().as_u16();
     assert_error(
         s,
@@ -312,14 +320,7 @@ async fn bodies_over_the_small_json_limit_are_413(backend: Backend) {
         Some("body"),
     );
     // Within the limit: answered.
-    let res = app
-        .client
-        .post(&url)
-        .header("content-type", "application/json")
-        .body(padded(3000))
-        .send()
-        .await
-        .unwrap();
+    let res = post_body(&app.client, &url, padded(3000)).await;
     assert_eq!(res.status(), 200);
     // The DLQ routes have the small limit too; content routes keep the large one.
     let (s, b) = post(
@@ -397,14 +398,7 @@ async fn large_bodies_are_admitted_against_the_inflight_budget(backend: Backend)
     wait_for_budget(&app, 4 * MIB as u64).await;
     // B: 3 MiB more does not fit → 503 with Retry-After, at once.
     let b_body = stamp_body(3 * MIB, MIB + 18);
-    let res = app
-        .client
-        .post(app.api("/stamp"))
-        .header("content-type", "application/json")
-        .body(b_body.clone())
-        .send()
-        .await
-        .unwrap();
+    let res = post_body(&app.client, app.api("/stamp"), b_body.clone()).await;
     assert_eq!(res.headers()["retry-after"], "2");
     let s = res.status().as_u16();
     assert_error(
@@ -441,14 +435,7 @@ async fn large_bodies_are_admitted_against_the_inflight_budget(backend: Backend)
         assert!(Instant::now() < deadline, "budget not given back");
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
-    let res = app
-        .client
-        .post(app.api("/stamp"))
-        .header("content-type", "application/json")
-        .body(b_body)
-        .send()
-        .await
-        .unwrap();
+    let res = post_body(&app.client, app.api("/stamp"), b_body).await;
     assert_eq!(res.status(), 200);
     app.stop().await;
 }
@@ -605,14 +592,7 @@ async fn peak_memory_of_maximal_requests_is_bounded(backend: Backend) {
     )
     .unwrap();
     drop(content);
-    let res = server
-        .client
-        .post(server.api("/stamp"))
-        .header("content-type", "application/json")
-        .body(body.clone())
-        .send()
-        .await
-        .unwrap();
+    let res = post_body(&server.client, server.api("/stamp"), body.clone()).await;
     assert_eq!(res.status(), 200);
     let answer = res.bytes().await.unwrap();
     let stamp_peak = server.peak_rss();
@@ -638,14 +618,12 @@ async fn peak_memory_of_maximal_requests_is_bounded(backend: Backend) {
         .collect();
     let small = serde_json::to_vec(&json!({"namespaces": names[..], "limit": 10})).unwrap();
     assert!(small.len() < 64 * 1024, "{}", small.len());
-    let res = server
-        .client
-        .post(format!("{}/aggregation/query", server.base))
-        .header("content-type", "application/json")
-        .body(small)
-        .send()
-        .await
-        .unwrap();
+    let res = post_body(
+        &server.client,
+        format!("{}/aggregation/query", server.base),
+        small,
+    )
+    .await;
     assert_eq!(res.status(), 200);
     let json_peak = server.peak_rss();
     eprintln!(
