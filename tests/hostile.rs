@@ -26,18 +26,6 @@ both_backends!(
 
 const MIB: usize = 1 << 20;
 
-async fn post(app: &TestApp, url: &str, body: &Value) -> (u16, Value) {
-    let res = app
-        .client
-        .post(url)
-        .json(body)
-        .send()
-        .await
-        .expect("request");
-    let status = res.status().as_u16();
-    (status, res.json().await.expect("json body"))
-}
-
 /// POST `body` as JSON bytes (sent as given: a declared length, a stream, or a prepared document).
 async fn post_body(
     client: &reqwest::Client,
@@ -105,15 +93,19 @@ async fn oversize_free_form_json_is_refused_naming_the_field(backend: Backend) {
     let (s, b) = app.post_json("/batch", &json!({ "items": items })).await;
     assert_error(s, &b, 422, "VALIDATION_ERROR", Some("items[3].metadata"));
     // Workflow metadata too.
-    let wf = app.url("/api/v1/workflows");
-    let (s, b) = post(&app, &wf, &json!({"content": "w", "metadata": big})).await;
+    let (s, b) = app
+        .post_path(
+            "/api/v1/workflows",
+            json!({"content": "w", "metadata": big}),
+        )
+        .await;
     assert_error(s, &b, 413, "PAYLOAD_TOO_LARGE", Some("metadata"));
-    let (s, b) = post(
-        &app,
-        &app.url("/workflow/submit"),
-        &json!({"content": "w", "metadata": deep_object(50)}),
-    )
-    .await;
+    let (s, b) = app
+        .post_path(
+            "/workflow/submit",
+            json!({"content": "w", "metadata": deep_object(50)}),
+        )
+        .await;
     assert_error(s, &b, 422, "VALIDATION_ERROR", Some("metadata"));
     app.stop().await;
 }
@@ -170,7 +162,6 @@ async fn oversize_ids_paths_and_headers_are_refused(backend: Backend) {
     assert_eq!((s, b["status"].as_str()), (200, Some("partial")), "{b}");
     assert_eq!(b["error"][0]["field"], "items[1].file_path", "{b}");
     // Workflows: refused before they are accepted (not failed later).
-    let wf = app.url("/api/v1/workflows");
     for (body, field) in [
         (json!({"content": "w", "file_path": long_path}), "file_path"),
         (json!({"content": "w", "contract": long_id}), "contract"),
@@ -183,7 +174,7 @@ async fn oversize_ids_paths_and_headers_are_refused(backend: Backend) {
             "intelligence_context",
         ),
     ] {
-        let (s, b) = post(&app, &wf, &body).await;
+        let (s, b) = app.post_path("/api/v1/workflows", &body).await;
         assert_error(s, &b, 422, "VALIDATION_ERROR", Some(field));
     }
     // Namespaces keep their own limit and code.
@@ -323,12 +314,9 @@ async fn bodies_over_the_small_json_limit_are_413(backend: Backend) {
     let res = post_body(&app.client, &url, padded(3000)).await;
     assert_eq!(res.status(), 200);
     // The DLQ routes have the small limit too; content routes keep the large one.
-    let (s, b) = post(
-        &app,
-        &app.url("/api/v1/dlq/reset"),
-        &json!({"topic": "t".repeat(5000)}),
-    )
-    .await;
+    let (s, b) = app
+        .post_path("/api/v1/dlq/reset", json!({"topic": "t".repeat(5000)}))
+        .await;
     assert_error(s, &b, 413, "PAYLOAD_TOO_LARGE", Some("body"));
     let (s, b) = app
         .post_json("/stamp", &json!({"content": "c".repeat(10_000)}))
